@@ -1,0 +1,140 @@
+package gateway
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/linkgate/linkgate/gateway/ownerapi"
+	"github.com/linkgate/linkgate/tokens"
+	"github.com/linkgate/linkgate/web"
+)
+
+// localPage marks a request whose errors are answered with an HTML page.
+const localPage = "lg.page"
+
+// sessionCookie holds a recipient's session token.
+const sessionCookie = "lg_session"
+
+// resolve turns a link token into the link's record, or the reason it may
+// not be opened now. Forged and malformed tokens never reach Redis; a valid
+// one costs a cache look-up.
+//
+// The token carries the window as minted, but the record decides: owners may
+// widen a window later and links already shared must follow.
+func (s *Server) resolve(ctx context.Context, token string) (*tokens.Link, error) {
+	claims, err := s.keys.Verify(token)
+	if err != nil {
+		return nil, err
+	}
+	l, err := s.cache.Get(ctx, claims.Link)
+	if err != nil {
+		return nil, err
+	}
+	if l.Generation != claims.Generation {
+		return nil, tokens.ErrNotFound
+	}
+	if err := l.Check(s.cfg.Now()); err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+// openPage serves the emulator or camera page. It has no side effects:
+// link-preview bots fetch it too.
+func (s *Server) openPage(c *fiber.Ctx) error {
+	l, err := s.resolve(c.UserContext(), c.Params("token"))
+	if err != nil {
+		return s.refuseOpen(c, err)
+	}
+	s.metrics.opensOK.Inc()
+	c.Set(fiber.HeaderContentType, fiber.MIMETextHTMLCharsetUTF8)
+	return c.Send(web.LinkPage(string(l.Kind)))
+}
+
+// refuseOpen counts a failed open against the client's IP; past the limit,
+// the answer is 429 instead of the reason.
+func (s *Server) refuseOpen(c *fiber.Ctx, err error) error {
+	c.Locals(localPage, true)
+	pe := toPublic(err)
+	if pe.status != fiber.StatusServiceUnavailable && !s.failedOpens.allow(c.IP(), s.cfg.Now()) {
+		pe = toPublic(errRateLimited)
+	}
+	s.metrics.opens.WithLabelValues(pe.code).Inc()
+	return pe
+}
+
+// openSession exchanges a link token for a session: it counts a use, logs the
+// access and answers the link's public view.
+func (s *Server) openSession(c *fiber.Ctx) error {
+	now := s.cfg.Now()
+	if !s.sessions.allow(c.IP(), now) {
+		s.metrics.sessions.WithLabelValues(codeRateLimited).Inc()
+		return errRateLimited
+	}
+	if o := c.Get(fiber.HeaderOrigin); o != "" && !s.origins[o] {
+		s.metrics.sessions.WithLabelValues(codeForbiddenOrig).Inc()
+		return errForbiddenOrig
+	}
+	view, err := s.startSession(c, now)
+	if err != nil {
+		s.metrics.sessions.WithLabelValues(toPublic(err).code).Inc()
+		return err
+	}
+	s.metrics.sessions.WithLabelValues("ok").Inc()
+	return c.JSON(view)
+}
+
+func (s *Server) startSession(c *fiber.Ctx, now time.Time) (*ownerapi.PublicLink, error) {
+	ctx := c.UserContext()
+	token := c.Params("token")
+	l, err := s.resolve(ctx, token)
+	if err != nil {
+		return nil, err
+	}
+	dev, err := s.devices.GetAny(ctx, l.Device)
+	if err != nil {
+		if errors.Is(err, tokens.ErrUnavailable) {
+			return nil, err
+		}
+		return nil, tokens.ErrNotFound // the device is gone: so is the link
+	}
+	sc := tokens.SessionClaims{Link: l.ID, Generation: l.Generation, Expires: now.Add(s.cfg.SessionTTL)}
+	_, _ = rand.Read(sc.Session[:])
+	closes := l.ClosesAt(now)
+	if !closes.IsZero() && closes.Before(sc.Expires) {
+		sc.Expires = closes
+	}
+	if _, err := s.links.Use(ctx, l, tokens.Access{
+		At: now, Event: "session", Session: sc.SessionID(), IP: c.IP(), UserAgent: c.Get(fiber.HeaderUserAgent),
+	}); err != nil {
+		return nil, err
+	}
+	c.Cookie(&fiber.Cookie{
+		Name:     sessionCookie,
+		Value:    s.keys.MintSession(sc),
+		Path:     "/l/" + token,
+		Expires:  sc.Expires,
+		HTTPOnly: true,
+		Secure:   c.Protocol() == "https",
+		SameSite: fiber.CookieSameSiteStrictMode,
+	})
+	view := &ownerapi.PublicLink{
+		Name:        l.Name,
+		Kind:        string(l.Kind),
+		Window:      apiWindow(l.Window),
+		Schedule:    l.Schedule,
+		Permissions: normPermissions(l.Permissions),
+		Status:      string(l.Status),
+		Device:      publicDevice(dev.Filter(l.Permissions.CanView)),
+		Session:     ownerapi.SessionInfo{ID: sc.SessionID(), ExpiresAt: sc.Expires.UTC()},
+	}
+	if !closes.IsZero() {
+		t := closes.UTC()
+		view.ClosesAt = &t
+	}
+	return view, nil
+}

@@ -1,0 +1,241 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/linkgate/linkgate/emulator"
+	"github.com/linkgate/linkgate/tokens"
+)
+
+// Config configures a Server. Zero values mean the documented defaults.
+type Config struct {
+	// Keys signs and verifies link and session tokens. Required.
+	Keys *tokens.KeyRing
+	// PublicURL is the base of the link URLs handed to owners, such as
+	// https://share.example.com. It defaults to http://127.0.0.1:8080.
+	PublicURL string
+	// AllowedOrigins are the browser origins allowed to open sessions and
+	// WebSockets. It defaults to PublicURL's origin.
+	AllowedOrigins []string
+	// TrustedProxies are the addresses or CIDRs of proxies whose ProxyHeader
+	// is believed for the client IP. Empty: the peer address is the client.
+	TrustedProxies []string
+	// ProxyHeader carries the client IP from a trusted proxy. It defaults to
+	// X-Forwarded-For.
+	ProxyHeader string
+	// SessionTTL is the most a session lasts; a link closing sooner ends it
+	// sooner. It defaults to 15 minutes.
+	SessionTTL time.Duration
+	// FailedOpens limits failed link opens per client IP. It defaults to 5/s
+	// with a burst of 20.
+	FailedOpens RateLimit
+	// Sessions limits session exchanges per client IP. It defaults to 2/s
+	// with a burst of 10.
+	Sessions RateLimit
+	// BodyLimit bounds request bodies. It defaults to 64 KiB.
+	BodyLimit int
+	// Feed configures the invalidation feed reader.
+	Feed tokens.FeedConfig
+	// Cache configures the link cache.
+	Cache tokens.CacheConfig
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+	// Registry receives the gateway's metrics. It defaults to a new registry,
+	// served at /metrics.
+	Registry *prometheus.Registry
+	// Now defaults to time.Now.
+	Now func() time.Time
+}
+
+func (c *Config) setDefaults() error {
+	if c.Keys == nil {
+		return errors.New("gateway config: Keys is required")
+	}
+	if c.PublicURL == "" {
+		c.PublicURL = "http://127.0.0.1:8080"
+	}
+	c.PublicURL = strings.TrimRight(c.PublicURL, "/")
+	u, err := url.Parse(c.PublicURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("gateway config: PublicURL %q: want http(s)://host[:port]", c.PublicURL)
+	}
+	if len(c.AllowedOrigins) == 0 {
+		c.AllowedOrigins = []string{u.Scheme + "://" + u.Host}
+	}
+	if c.ProxyHeader == "" {
+		c.ProxyHeader = fiber.HeaderXForwardedFor
+	}
+	if c.SessionTTL <= 0 {
+		c.SessionTTL = 15 * time.Minute
+	}
+	if c.FailedOpens == (RateLimit{}) {
+		c.FailedOpens = RateLimit{Rate: 5, Burst: 20}
+	}
+	if c.Sessions == (RateLimit{}) {
+		c.Sessions = RateLimit{Rate: 2, Burst: 10}
+	}
+	if c.BodyLimit <= 0 {
+		c.BodyLimit = 64 << 10
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Registry == nil {
+		c.Registry = prometheus.NewRegistry()
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Cache.Now == nil {
+		c.Cache.Now = c.Now
+	}
+	if c.Feed.Logger == nil {
+		c.Feed.Logger = c.Logger
+	}
+	return nil
+}
+
+// Server is one gateway instance. It does not listen on its own: Serve runs
+// it on a listener the caller opened.
+type Server struct {
+	cfg     Config
+	log     *slog.Logger
+	rdb     redis.UniversalClient
+	app     *fiber.App
+	keys    *tokens.KeyRing
+	links   *tokens.Store
+	cache   *tokens.Cache
+	feed    *tokens.Feed
+	devices *emulator.Store
+	owners  *Owners
+	origins map[string]bool
+
+	failedOpens *ipLimiter
+	sessions    *ipLimiter
+	metrics     *metrics
+}
+
+// New builds a gateway on rdb.
+func New(cfg Config, rdb redis.UniversalClient) (*Server, error) {
+	if err := cfg.setDefaults(); err != nil {
+		return nil, err
+	}
+	pub := tokens.NewPublisher(rdb)
+	feed := tokens.NewFeed(rdb, cfg.Feed)
+	links := tokens.NewStore(rdb, pub)
+	s := &Server{
+		cfg:         cfg,
+		log:         cfg.Logger.With("component", "gateway"),
+		rdb:         rdb,
+		keys:        cfg.Keys,
+		links:       links,
+		feed:        feed,
+		cache:       tokens.NewCache(links, feed, cfg.Cache),
+		devices:     emulator.NewStore(rdb),
+		owners:      NewOwners(rdb),
+		origins:     make(map[string]bool),
+		failedOpens: newIPLimiter(cfg.FailedOpens),
+		sessions:    newIPLimiter(cfg.Sessions),
+	}
+	for _, o := range cfg.AllowedOrigins {
+		s.origins[strings.TrimRight(o, "/")] = true
+	}
+	s.metrics = newMetrics(cfg.Registry, s)
+	s.app = fiber.New(fiber.Config{
+		AppName:                 "linkgate",
+		ErrorHandler:            s.errorHandler,
+		BodyLimit:               cfg.BodyLimit,
+		DisableStartupMessage:   true,
+		EnableTrustedProxyCheck: len(cfg.TrustedProxies) > 0,
+		TrustedProxies:          cfg.TrustedProxies,
+		ProxyHeader:             proxyHeader(cfg),
+		ReadTimeout:             30 * time.Second,
+		WriteTimeout:            30 * time.Second,
+		IdleTimeout:             120 * time.Second,
+		ReadBufferSize:          8 << 10,
+	})
+	s.routes()
+	return s, nil
+}
+
+func proxyHeader(cfg Config) string {
+	if len(cfg.TrustedProxies) == 0 {
+		return "" // never believe a header from an untrusted peer
+	}
+	return cfg.ProxyHeader
+}
+
+// App returns the Fiber app, for tests (app.Test) and for embedding.
+func (s *Server) App() *fiber.App { return s.app }
+
+// Links returns the link store.
+func (s *Server) Links() *tokens.Store { return s.links }
+
+// Cache returns the link cache.
+func (s *Server) Cache() *tokens.Cache { return s.cache }
+
+// Feed returns the invalidation feed.
+func (s *Server) Feed() *tokens.Feed { return s.feed }
+
+// Devices returns the device store.
+func (s *Server) Devices() *emulator.Store { return s.devices }
+
+// Owners returns the owner registry.
+func (s *Server) Owners() *Owners { return s.owners }
+
+// LinkURL returns the public URL of a link token.
+func (s *Server) LinkURL(token string) string { return s.cfg.PublicURL + "/l/" + token }
+
+// Serve follows the invalidation feed and serves HTTP on ln until ctx is
+// cancelled, then shuts down gracefully within shutdownTimeout.
+func (s *Server) Serve(ctx context.Context, ln net.Listener, shutdownTimeout time.Duration) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	wg.Go(func() { _ = s.feed.Run(ctx) })
+	wg.Go(func() { s.sweep(ctx) })
+
+	errc := make(chan error, 1)
+	go func() { errc <- s.app.Listener(ln) }()
+	var err error
+	select {
+	case err = <-errc:
+		cancel()
+	case <-ctx.Done():
+		// The serving context is gone; shut down on a fresh one.
+		if shutdownTimeout <= 0 {
+			shutdownTimeout = 10 * time.Second
+		}
+		err = s.app.ShutdownWithTimeout(shutdownTimeout)
+		<-errc
+	}
+	wg.Wait()
+	return err
+}
+
+func (s *Server) sweep(ctx context.Context) {
+	t := time.NewTicker(time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			now := s.cfg.Now()
+			s.failedOpens.sweep(now)
+			s.sessions.sweep(now)
+		}
+	}
+}

@@ -1,0 +1,315 @@
+package web
+
+import (
+	"bytes"
+	"io/fs"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+var (
+	scriptRe     = regexp.MustCompile(`(?is)<script\b([^>]*)>(.*?)</script\s*>`)
+	styleAttrRe  = regexp.MustCompile(`(?i)\sstyle\s*=`)
+	styleElemRe  = regexp.MustCompile(`(?i)<style[\s>]`)
+	handlerRe    = regexp.MustCompile(`(?i)<[^>]*\son[a-z]+\s*=`)
+	staticRefRe  = regexp.MustCompile(`(?i)(?:src|href)\s*=\s*"(/static/[^"?#]*)`)
+	externalRefs = regexp.MustCompile(`(?i)(?:src|href)\s*=\s*"(?:https?:)?//`)
+	cssURLRe     = regexp.MustCompile(`url\(\s*["']?([^"')]+)`)
+)
+
+// checkCSP fails when page needs anything the link page's
+// Content-Security-Policy refuses: inline scripts, inline styles, inline
+// event handlers, javascript: URLs, or resources from elsewhere.
+func checkCSP(t *testing.T, name string, page []byte) {
+	t.Helper()
+	s := string(page)
+	scripts := scriptRe.FindAllStringSubmatch(s, -1)
+	if len(scripts) == 0 {
+		t.Errorf("%s: no <script> at all", name)
+	}
+	for _, m := range scripts {
+		if strings.TrimSpace(m[2]) != "" {
+			t.Errorf("%s: inline script body %q", name, m[2])
+		}
+		if !strings.Contains(m[1], `src="/static/`) {
+			t.Errorf("%s: script without a /static/ src: <script%s>", name, m[1])
+		}
+	}
+	if m := styleAttrRe.FindString(s); m != "" {
+		t.Errorf("%s: style attribute: %q", name, m)
+	}
+	if styleElemRe.MatchString(s) {
+		t.Errorf("%s: <style> element", name)
+	}
+	if m := handlerRe.FindString(s); m != "" {
+		t.Errorf("%s: inline event handler in %q", name, m)
+	}
+	if strings.Contains(strings.ToLower(s), "javascript:") {
+		t.Errorf("%s: javascript: URL", name)
+	}
+	if m := externalRefs.FindString(s); m != "" {
+		t.Errorf("%s: external resource %q", name, m)
+	}
+	if !strings.Contains(s, `<meta name="robots" content="noindex`) {
+		t.Errorf("%s: no robots noindex meta", name)
+	}
+}
+
+// checkStaticRefs fails when page refers to a /static/ file that Static
+// does not have. It returns the files referred to.
+func checkStaticRefs(t *testing.T, name string, page []byte) []string {
+	t.Helper()
+	var refs []string
+	for _, m := range staticRefRe.FindAllStringSubmatch(string(page), -1) {
+		file := strings.TrimPrefix(m[1], "/static/")
+		refs = append(refs, file)
+		if _, err := fs.Stat(Static, file); err != nil {
+			t.Errorf("%s refers to %s, which is not in Static: %v", name, m[1], err)
+		}
+	}
+	return refs
+}
+
+func TestLinkPage(t *testing.T) {
+	for _, kind := range []string{"device", "camera"} {
+		page := LinkPage(kind)
+		if len(page) == 0 {
+			t.Fatalf("LinkPage(%q) is empty", kind)
+		}
+		checkCSP(t, kind, page)
+		refs := checkStaticRefs(t, kind, page)
+		for _, want := range []string{"app.css", "app.js", "icon.svg"} {
+			if !slices.Contains(refs, want) {
+				t.Errorf("LinkPage(%q) does not refer to /static/%s", kind, want)
+			}
+		}
+		s := string(page)
+		for _, want := range []string{
+			`<link rel="icon" href="/static/icon.svg"`,
+			`data-kind="` + kind + `"`,
+			`id="app"`,
+			`aria-live="polite"`,
+		} {
+			if !strings.Contains(s, want) {
+				t.Errorf("LinkPage(%q) lacks %s", kind, want)
+			}
+		}
+		if strings.Contains(s, "{{") {
+			t.Errorf("LinkPage(%q) has template leftovers", kind)
+		}
+		if !bytes.Equal(page, LinkPage(kind)) || &page[0] != &LinkPage(kind)[0] {
+			t.Errorf("LinkPage(%q) is not computed once", kind)
+		}
+	}
+	if bytes.Equal(LinkPage("device"), LinkPage("camera")) {
+		t.Error("device and camera pages are the same")
+	}
+	if !bytes.Equal(LinkPage("bogus"), LinkPage("device")) {
+		t.Error("an unknown kind does not get the device page")
+	}
+}
+
+func TestRenderErrorEscapes(t *testing.T) {
+	var buf bytes.Buffer
+	err := RenderError(&buf, ErrorPage{
+		Status:  410,
+		Code:    `expired"><script>alert(1)</script>`,
+		Title:   `<script>alert("t")</script> expired`,
+		Message: `<img src=x onerror=alert(2)> & more`,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := buf.String()
+	for _, bad := range []string{`<script>alert`, `<img src=x`, `"><script>`} {
+		if strings.Contains(s, bad) {
+			t.Errorf("output has unescaped %q", bad)
+		}
+	}
+	if !strings.Contains(s, "&lt;script&gt;alert(&#34;t&#34;)&lt;/script&gt; expired") {
+		t.Errorf("title not escaped as expected:\n%s", s)
+	}
+	if !strings.Contains(s, "&lt;img src=x onerror=alert(2)&gt; &amp; more") {
+		t.Errorf("message not escaped as expected:\n%s", s)
+	}
+	checkCSP(t, "error page", buf.Bytes())
+}
+
+func TestRenderError(t *testing.T) {
+	berlin := time.FixedZone("CET", 3600)
+	opens := time.Date(2026, 11, 22, 11, 0, 0, 0, berlin)
+	for _, tc := range []struct {
+		name      string
+		page      ErrorPage
+		want      []string
+		dontWant  []string
+		wantTitle string
+	}{
+		{
+			name: "not yet active",
+			page: ErrorPage{Status: 403, Code: "not-yet-active", Title: "Not open yet", Message: "Soon.", Opens: opens},
+			want: []string{
+				`<time datetime="2026-11-22T10:00:00Z">Sun 22 Nov 2026, 10:00 UTC</time>`,
+				`data-code="not-yet-active"`,
+				`<h1 tabindex="-1">Not open yet</h1>`,
+				"Soon.",
+				`href="#i-calendar"`,
+			},
+			wantTitle: "Not open yet · linkgate",
+		},
+		{
+			name:      "defaults from code",
+			page:      ErrorPage{Status: 410, Code: "used-up"},
+			want:      []string{refusals["used-up"].title, refusals["used-up"].message, `href="#i-ticket"`, "tone-stop"},
+			dontWant:  []string{"<time"},
+			wantTitle: refusals["used-up"].title,
+		},
+		{
+			name:     "default message names the opening when known",
+			page:     ErrorPage{Status: 403, Code: "outside-schedule", Opens: opens},
+			want:     []string{refusals["outside-schedule"].whenOpens, `datetime="2026-11-22T10:00:00Z"`},
+			dontWant: []string{refusals["outside-schedule"].message},
+		},
+		{
+			name: "code from status",
+			page: ErrorPage{Status: 503},
+			want: []string{`data-code="unavailable"`, refusals["unavailable"].title, "tone-warn"},
+		},
+		{
+			name: "unknown code",
+			page: ErrorPage{Status: 400, Code: "weird", Title: "Odd"},
+			want: []string{`data-code="weird"`, `href="#i-alert"`, "Odd"},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var buf bytes.Buffer
+			if err := RenderError(&buf, tc.page); err != nil {
+				t.Fatal(err)
+			}
+			s := buf.String()
+			for _, w := range tc.want {
+				if !strings.Contains(s, w) {
+					t.Errorf("lacks %q", w)
+				}
+			}
+			for _, w := range tc.dontWant {
+				if strings.Contains(s, w) {
+					t.Errorf("has %q", w)
+				}
+			}
+			if tc.wantTitle != "" && !strings.Contains(s, "<title>"+tc.wantTitle) {
+				t.Errorf("title is not %q", tc.wantTitle)
+			}
+			checkCSP(t, tc.name, buf.Bytes())
+			checkStaticRefs(t, tc.name, buf.Bytes())
+		})
+	}
+}
+
+// Every refusal code has its wording in both web.go and app.js, and every
+// icon either names exists in the sprite.
+func TestRefusalsInStep(t *testing.T) {
+	js := readStatic(t, "app.js")
+	sprite := string(LinkPage("device"))
+	for code, r := range refusals {
+		for _, s := range []string{r.title, r.message, r.whenOpens} {
+			if s != "" && !strings.Contains(js, jsString(s)) {
+				t.Errorf("%s: app.js lacks %q", code, s)
+			}
+		}
+		if !strings.Contains(sprite, `id="i-`+r.icon+`"`) {
+			t.Errorf("%s: no icon %q in the sprite", code, r.icon)
+		}
+	}
+	var used []string
+	for _, m := range regexp.MustCompile(`icon\("([a-z-]+)"\)|icon: "([a-z-]+)"`).FindAllStringSubmatch(js, -1) {
+		used = append(used, m[1]+m[2])
+	}
+	types, _, ok := strings.Cut(js[strings.Index(js, "const TYPE_ICONS = {"):], "};")
+	if !ok {
+		t.Fatal("app.js has no TYPE_ICONS")
+	}
+	for _, m := range regexp.MustCompile(`: "([a-z-]+)"`).FindAllStringSubmatch(types, -1) {
+		used = append(used, m[1])
+	}
+	if len(used) < 10 {
+		t.Fatalf("found only %d icon names in app.js", len(used))
+	}
+	for _, name := range used {
+		if !strings.Contains(sprite, `id="i-`+name+`"`) {
+			t.Errorf("app.js uses icon %q, which is not in the sprite", name)
+		}
+	}
+}
+
+// jsString is s as it is written in app.js (double quotes, apostrophes as is).
+func jsString(s string) string { return `"` + s + `"` }
+
+func TestStaticFiles(t *testing.T) {
+	for _, name := range []string{"app.css", "app.js", "icon.svg", "noscript.css"} {
+		if b := readStatic(t, name); len(b) == 0 {
+			t.Errorf("%s is empty", name)
+		}
+	}
+	// The stylesheet refers to no other file that is missing, nor to anything
+	// from elsewhere.
+	css := readStatic(t, "app.css")
+	for _, m := range cssURLRe.FindAllStringSubmatch(css, -1) {
+		u := m[1]
+		if strings.HasPrefix(u, "data:") {
+			continue
+		}
+		if !strings.HasPrefix(u, "/static/") {
+			t.Errorf("app.css refers to %q", u)
+			continue
+		}
+		if _, err := fs.Stat(Static, strings.TrimPrefix(u, "/static/")); err != nil {
+			t.Errorf("app.css refers to %s: %v", u, err)
+		}
+	}
+	if strings.Contains(css, "@import") {
+		t.Error("app.css imports")
+	}
+}
+
+// The script builds the page with DOM APIs only: nothing that parses HTML
+// from strings, evaluates code, or sets inline styles the CSP would refuse.
+func TestScriptAvoidsUnsafeAPIs(t *testing.T) {
+	js := readStatic(t, "app.js")
+	for _, bad := range []string{
+		"innerHTML", "outerHTML", "insertAdjacentHTML", "document.write",
+		"eval(", "new Function", "setAttribute(\"style\"", "cssText",
+		"http://", "https://",
+	} {
+		if bad == "http://" && strings.Count(js, bad) == strings.Count(js, "http://www.w3.org/2000/svg") {
+			continue // the SVG namespace is a name, not a fetch
+		}
+		if strings.Contains(js, bad) {
+			t.Errorf("app.js uses %q", bad)
+		}
+	}
+	for _, want := range []string{
+		`method: "POST"`,
+		`credentials: "same-origin"`,
+		"/session`",
+		"location.pathname",
+		"setValue",
+		"setLive",
+	} {
+		if !strings.Contains(js, want) {
+			t.Errorf("app.js lacks %q", want)
+		}
+	}
+}
+
+func readStatic(t *testing.T, name string) string {
+	t.Helper()
+	b, err := fs.ReadFile(Static, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
