@@ -471,6 +471,10 @@ func (s *Server) updateLink(c *fiber.Ctx) error {
 	if err := decodeBody(c, &req); err != nil {
 		return err
 	}
+	// Another owner's link is not found, whatever the body says.
+	if _, err := s.links.GetOwned(c.UserContext(), ownerOf(c), id); err != nil {
+		return err
+	}
 	// The device is looked up outside the update function, which may run
 	// more than once.
 	var dev *emulator.Device
