@@ -82,9 +82,10 @@ type Property struct {
 	// Format narrows the values. For integer and float it is a range
 	// "min:max" or "min:max:step" where min or max may be empty (unbounded);
 	// with a step, a value must be min (or 0 without a min) plus a whole
-	// number of steps. For enum it lists the values, "a,b,c", and is
-	// required. For color it is "rgb" (the default when empty) or "hsv".
-	// Other datatypes take no format.
+	// number of steps. For enum it lists the values, "a,b,c": one or more,
+	// distinct, non-empty, without surrounding spaces; it is required. For
+	// color it is "rgb" (the default when empty) or "hsv". Other datatypes
+	// take no format.
 	Format   string `json:"format,omitempty"`
 	Settable bool   `json:"settable"`
 }
@@ -110,17 +111,19 @@ type RTSPSource struct {
 // bookkeeping. A device of type "camera" is a camera; its nodes, if any,
 // are the camera's controls (a light, a siren).
 type Device struct {
-	ID    string `json:"id"`
+	ID    string `json:"id"` // set by Store.Create
 	Owner string `json:"owner"`
 	Name  string `json:"name"`
 	// Type is the free-form product type ("plug", "light", "thermostat",
 	// ...); "camera" makes the device a camera.
-	Type    string      `json:"type"`
-	Nodes   []Node      `json:"nodes,omitempty"`
-	RTSP    *RTSPSource `json:"rtsp,omitempty"` // cameras only
-	Version int64       `json:"version"`
-	Created time.Time   `json:"createdAt"`
-	Updated time.Time   `json:"updatedAt"`
+	Type  string      `json:"type"`
+	Nodes []Node      `json:"nodes,omitempty"`
+	RTSP  *RTSPSource `json:"rtsp,omitempty"` // cameras only
+	// Version counts the record's writes, from 1; Created and Updated are
+	// the times of the first and the last. The store sets all three.
+	Version int64     `json:"version"`
+	Created time.Time `json:"createdAt"`
+	Updated time.Time `json:"updatedAt"`
 }
 
 // Kind returns what a link to the device shares.
@@ -226,7 +229,8 @@ func (d Device) LogValue() slog.Value {
 // property names follow the device name's rules; a node's type is optional,
 // at most 64 characters. A device has at most 32 nodes and a node at most 64
 // properties. A property's datatype is known, its format fits the datatype
-// (see Property.Format) and its unit has at most 16 characters.
+// (see Property.Format) and has at most 1024 characters, and its unit has
+// at most 16.
 //
 // A camera has an RTSP source (rtsp:// or rtsps:// URL with a host,
 // transport "", "tcp" or "udp") and any number of nodes; any other device

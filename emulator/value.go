@@ -95,11 +95,11 @@ const CodeInvalidValue = "invalid-value"
 var (
 	// ErrValueType: the value has the wrong type or shape, such as a string
 	// for a boolean, 2.5 for an integer or "red" for a color.
-	ErrValueType = errors.New("wrong type")
+	ErrValueType = errors.New("value of the wrong type")
 	// ErrValueRange: the value has the right type but is not allowed: out of
 	// the property's range, not on its step, not one of its enum values, a
 	// color component out of range, or a string too long.
-	ErrValueRange = errors.New("not allowed")
+	ErrValueRange = errors.New("value not allowed")
 )
 
 // ValueError says why a value does not fit a property. It wraps

@@ -169,11 +169,11 @@ func (s *Server) waitReady() error {
 	if err != nil {
 		return err
 	}
-	c := s.dial(time.Second)
+	c := s.dial(5 * time.Second)
 	defer c.Close()
 	var info string
 	err = s.poll(deadline, func() error {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		if err := c.Ping(ctx).Err(); err != nil {
 			return err
@@ -335,7 +335,7 @@ func (c *Cluster) create() error {
 	defer cancel()
 	clients := make([]*redis.Client, len(c.nodes))
 	for i, n := range c.nodes {
-		clients[i] = n.dial(time.Second)
+		clients[i] = n.dial(5 * time.Second) // generous: CI machines are small and busy
 		defer clients[i].Close()
 		first, last := slotRange(i)
 		if err := clients[i].ClusterAddSlotsRange(ctx, first, last).Err(); err != nil {
