@@ -1,9 +1,11 @@
 package gateway
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"time"
 
@@ -67,9 +69,33 @@ func (e *publicError) Error() string {
 
 func (e *publicError) Unwrap() error { return e.cause }
 
+// sentinelErrors is what each sentinel means to a client. toPublic answers
+// an unwrapped sentinel straight from here, with no allocation: the refusal
+// of a forged token must stay as cheap as the token check.
+var sentinelErrors = map[error]*publicError{
+	tokens.ErrForged:           {status: http.StatusNotFound, code: codeNotFound, message: "Not found."},
+	tokens.ErrNotFound:         {status: http.StatusNotFound, code: codeNotFound, message: "Not found."},
+	emulator.ErrDeviceNotFound: {status: http.StatusNotFound, code: codeNotFound, message: "Not found."},
+	tokens.ErrDisabled:         {status: http.StatusGone, code: codeDisabled, message: "The owner has disabled this link."},
+	tokens.ErrExpired:          {status: http.StatusGone, code: codeExpired, message: "This link has expired."},
+	tokens.ErrUsedUp:           {status: http.StatusGone, code: codeUsedUp, message: "This link has been used as many times as its owner allowed."},
+	tokens.ErrUnavailable:      {status: http.StatusServiceUnavailable, code: codeUnavailable, message: "The service is temporarily unavailable. Try again in a moment."},
+	tokens.ErrConflict:         {status: http.StatusConflict, code: codeConflict, message: "The record was changed concurrently; try again."},
+	errUnauthorized:            {status: http.StatusUnauthorized, code: codeUnauthorized, message: "A valid API key is required: Authorization: Bearer <key>."},
+	errRateLimited:             {status: http.StatusTooManyRequests, code: codeRateLimited, message: "Too many requests. Slow down and try again shortly."},
+	errForbiddenOrig:           {status: http.StatusForbidden, code: codeForbiddenOrig, message: "Requests from this origin are not allowed."},
+	errDeviceInUse:             {status: http.StatusConflict, code: codeDeviceInUse, message: "Links point at this device; delete them or move them to another device first."},
+}
+
 // toPublic maps any error to what the client is told. This is the one place
 // where errors become statuses.
 func toPublic(err error) *publicError {
+	if pe, ok := err.(*publicError); ok {
+		return pe
+	}
+	if pe, ok := sentinelErrors[err]; ok {
+		return pe
+	}
 	var pe *publicError
 	if errors.As(err, &pe) {
 		return pe
@@ -103,27 +129,13 @@ func toPublic(err error) *publicError {
 			return &publicError{status: fe.Code, code: "http-" + fmt.Sprint(fe.Code), message: fe.Message}
 		}
 	}
-	switch {
-	case errors.Is(err, tokens.ErrForged), errors.Is(err, tokens.ErrNotFound), errors.Is(err, emulator.ErrDeviceNotFound):
-		return &publicError{status: http.StatusNotFound, code: codeNotFound, message: "Not found."}
-	case errors.Is(err, tokens.ErrDisabled):
-		return &publicError{status: http.StatusGone, code: codeDisabled, message: "The owner has disabled this link."}
-	case errors.Is(err, tokens.ErrExpired):
-		return &publicError{status: http.StatusGone, code: codeExpired, message: "This link has expired."}
-	case errors.Is(err, tokens.ErrUsedUp):
-		return &publicError{status: http.StatusGone, code: codeUsedUp, message: "This link has been used as many times as its owner allowed."}
-	case errors.Is(err, tokens.ErrUnavailable):
-		return &publicError{status: http.StatusServiceUnavailable, code: codeUnavailable, message: "The service is temporarily unavailable. Try again in a moment.", cause: err}
-	case errors.Is(err, tokens.ErrConflict):
-		return &publicError{status: http.StatusConflict, code: codeConflict, message: "The record was changed concurrently; try again."}
-	case errors.Is(err, errUnauthorized):
-		return &publicError{status: http.StatusUnauthorized, code: codeUnauthorized, message: "A valid API key is required: Authorization: Bearer <key>."}
-	case errors.Is(err, errRateLimited):
-		return &publicError{status: http.StatusTooManyRequests, code: codeRateLimited, message: "Too many requests. Slow down and try again shortly."}
-	case errors.Is(err, errForbiddenOrig):
-		return &publicError{status: http.StatusForbidden, code: codeForbiddenOrig, message: "Requests from this origin are not allowed."}
-	case errors.Is(err, errDeviceInUse):
-		return &publicError{status: http.StatusConflict, code: codeDeviceInUse, message: "Links point at this device; delete them or move them to another device first."}
+	// A wrapped sentinel: its meaning, with the error kept for the log.
+	for sentinel, p := range sentinelErrors {
+		if errors.Is(err, sentinel) {
+			wrapped := *p
+			wrapped.cause = err
+			return &wrapped
+		}
 	}
 	return &publicError{status: http.StatusInternalServerError, code: codeInternal, message: "Internal error.", cause: err}
 }
@@ -175,7 +187,26 @@ var pageTitles = map[string]string{
 	codeUnavailable:  "Temporarily unavailable",
 }
 
+// renderErrorPage answers a refusal page. Pages that do not depend on the
+// time are rendered once per code and then served as bytes: floods of
+// forged tokens cost no template work.
 func (s *Server) renderErrorPage(c *fiber.Ctx, pe *publicError) error {
+	c.Set(fiber.HeaderContentType, fiber.MIMETextHTMLCharsetUTF8)
+	if !pe.opens.IsZero() {
+		return s.writeErrorPage(c, pe)
+	}
+	if page, ok := s.errorPages.Load(pe.code); ok {
+		return c.Send(page.([]byte))
+	}
+	var buf bytes.Buffer
+	if err := s.writeErrorPage(&buf, pe); err != nil {
+		return err
+	}
+	s.errorPages.Store(pe.code, buf.Bytes())
+	return c.Send(buf.Bytes())
+}
+
+func (s *Server) writeErrorPage(w io.Writer, pe *publicError) error {
 	title := pageTitles[pe.code]
 	if title == "" {
 		title = "Something went wrong"
@@ -184,6 +215,5 @@ func (s *Server) renderErrorPage(c *fiber.Ctx, pe *publicError) error {
 	if pe.code == codeNotFound {
 		msg = "Check that you copied the whole link. If it worked before, its owner may have deleted it."
 	}
-	c.Set(fiber.HeaderContentType, fiber.MIMETextHTMLCharsetUTF8)
-	return web.RenderError(c, web.ErrorPage{Status: pe.status, Code: pe.code, Title: title, Message: msg, Opens: pe.opens})
+	return web.RenderError(w, web.ErrorPage{Status: pe.status, Code: pe.code, Title: title, Message: msg, Opens: pe.opens})
 }

@@ -105,7 +105,7 @@ func validate(t *testing.T, router routers.Router, a answer, key string) {
 		return
 	}
 	opts := &openapi3filter.Options{
-		AuthenticationFunc: func(context.Context, *openapi3filter.AuthenticationInput) error { return nil },
+		AuthenticationFunc:    func(context.Context, *openapi3filter.AuthenticationInput) error { return nil },
 		IncludeResponseStatus: true,
 		MultiError:            true,
 	}

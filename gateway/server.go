@@ -125,6 +125,7 @@ type Server struct {
 	failedOpens *ipLimiter
 	sessions    *ipLimiter
 	metrics     *metrics
+	errorPages  sync.Map // error code -> rendered page, for pages without a time
 }
 
 // New builds a gateway on rdb.

@@ -31,6 +31,7 @@ type serveConfig struct {
 	shutdownTimeout time.Duration
 	logLevel        string
 	logFormat       string
+	demo            bool
 }
 
 type redisConfig struct {
@@ -121,6 +122,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.DurationVar(&cfg.sessionTTL, "session-ttl", envDuration("LINKGATE_SESSION_TTL", 15*time.Minute), "longest session [LINKGATE_SESSION_TTL]")
 	fs.DurationVar(&cfg.shutdownTimeout, "shutdown-timeout", envDuration("LINKGATE_SHUTDOWN_TIMEOUT", 10*time.Second),
 		"grace period for open requests on SIGINT/SIGTERM [LINKGATE_SHUTDOWN_TIMEOUT]")
+	fs.BoolVar(&cfg.demo, "demo", envBool("LINKGATE_DEMO"),
+		"create a demo owner, devices and link and print them (always on without --redis) [LINKGATE_DEMO]")
 	fs.StringVar(&cfg.logLevel, "log-level", envString("LINKGATE_LOG_LEVEL", "info"), "debug, info, warn or error [LINKGATE_LOG_LEVEL]")
 	fs.StringVar(&cfg.logFormat, "log-format", envString("LINKGATE_LOG_FORMAT", "text"), "text or json [LINKGATE_LOG_FORMAT]")
 	if err := fs.Parse(args); err != nil {
@@ -171,10 +174,9 @@ func splitList(s string) []string {
 }
 
 func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io.Writer) error {
-	demo := cfg.redis.url == ""
+	embedded := cfg.redis.url == ""
 	var rdb redis.UniversalClient
-	var keys []tokens.Key
-	if demo {
+	if embedded {
 		mr := miniredis.NewMiniRedis()
 		if err := mr.StartAddr("127.0.0.1:0"); err != nil {
 			return fmt.Errorf("embedded redis: %w", err)
@@ -204,7 +206,7 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io.Wri
 	if err != nil {
 		return fmt.Errorf("--keys: %w", err)
 	}
-	if !demo {
+	if !embedded {
 		warnIfVolatile(ctx, rdb, log)
 	}
 
@@ -228,7 +230,7 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io.Wri
 		ln.Close()
 		return err
 	}
-	if demo {
+	if embedded || cfg.demo {
 		d, err := srv.SeedDemo(ctx)
 		if err != nil {
 			ln.Close()

@@ -19,6 +19,7 @@
  *   connectionLost(retry)  show the connection-lost screen; retry() runs with backoff
  *   showApp()              bring the app screen back (after a reconnect)
  *   refuse(code, opts)     show a refusal screen ("expired", "disabled", ...)
+ *   reopen()               show the loading screen and open a new session
  * and on document the events "linkgate:ready" (the app screen is up, detail is
  * state) and "linkgate:closed" (the app screen went away, detail.screen says
  * for what).
@@ -322,8 +323,10 @@
     return { el, body };
   }
 
-  /** Fills (or adds) the "Opens" box: local time and a countdown; onOpen() at zero. */
-  function opensBox(container, target, iso, onOpen) {
+  /** Fills (or adds) the "Opens" box: local time and a countdown; onOpen() at
+   * zero. When the time has already passed (clocks disagree), onOpen() waits
+   * pastDelay more, so a page that retries does not knock in a tight loop. */
+  function opensBox(container, target, iso, onOpen, pastDelay) {
     let box = container.querySelector(".opens");
     if (!box) {
       box = h(
@@ -340,14 +343,15 @@
     time.setAttribute("title", new Date(target).toUTCString());
     const cd = box.querySelector(".countdown");
     cd.hidden = false;
-    box.append(h("p", { class: "until" }, "This page opens the link by itself then."));
+    const extra = target <= now() ? pastDelay : 0;
+    box.append(h("p", { class: "opens-note" }, "This page opens the link by itself then."));
     countdown(
       target,
       (left) => {
         cd.textContent = left > 0 ? `in ${formatLeft(left)}` : "Opening…";
       },
       // A little jitter, so that everyone waiting does not knock at once.
-      () => after(jitter(1500, 4000), onOpen)
+      () => after(jitter(1500, 4000) + extra, onOpen)
     );
   }
 
@@ -385,7 +389,7 @@
     show(code, view.el, def.title);
 
     const again = opts.retry || (() => openSession());
-    if (opensAt != null) opensBox(view.body, opensAt, opts.opensAt, again);
+    if (opensAt != null) opensBox(view.body, opensAt, opts.opensAt, again, backoff(state.attempt++));
     if (RETRYABLE.has(code)) {
       let delay = backoff(state.attempt++);
       if (opts.retryAfter != null) delay = Math.min(600000, Math.max(1000, opts.retryAfter));
@@ -414,14 +418,16 @@
   const ui = { appView: null, liveNote: null, liveText: null, pill: null };
   const setHandlers = new Set();
 
+  /** The token from /l/{token}: base64url, nothing that could change the path. */
   function tokenFromPath(path) {
-    const m = /^\/l\/([^/]+)\/?$/.exec(path);
+    const m = /^\/l\/([A-Za-z0-9_-]+)\/?$/.exec(path);
     return m ? m[1] : null;
   }
 
   let opening = false;
 
-  /** POST /l/{token}/session and render what comes back. */
+  /** POST /l/{token}/session and render what comes back. Quiet keeps the
+   * current screen up while asking (retries), instead of showing loading. */
   async function openSession({ quiet = true } = {}) {
     if (opening) return;
     opening = true;
@@ -552,7 +558,7 @@
       h("p", { class: "until" }, `Until ${formatWhen(deadline.at)}`),
       bar
     );
-    const start_ = () => {
+    const run = () => {
       let prev = null;
       countdown(
         deadline.at,
@@ -572,7 +578,7 @@
         () => closed(deadline.reason)
       );
     };
-    return { el, start: start_ };
+    return { el, start: run };
   }
 
   /** The link closed by itself while open. */
@@ -873,7 +879,7 @@
   function renderColor(entry) {
     const id = nextId("prop");
     const input = h("input", { type: "color", id, value: "#000000", disabled: true });
-    const out = h("span", { class: "value" }, unknown());
+    const out = h("span", {}, unknown());
     input.addEventListener("change", () => emitSet(entry, fromHex(input.value, entry.prop.format)));
     return {
       el: card(h("div", { class: "prop-head" }, labelBlock(entry, id, h("p", { class: "prop-tag" }, out)), input)),
@@ -1020,13 +1026,14 @@
     };
     const time = body.querySelector("time[datetime]");
     const opensAt = time && parseTime(time.getAttribute("datetime"));
-    if (opensAt != null) opensBox(body, opensAt, time.getAttribute("datetime"), reload);
+    if (opensAt != null) opensBox(body, opensAt, time.getAttribute("datetime"), reload, backoff(reloads()));
     if (RETRYABLE.has(code)) autoRetry(body, backoff(reloads()), reload);
   }
 
   // ---------- Start ----------
 
-  window.LinkGate = Object.freeze({ state, setValue, setLive, onSet, connectionLost, showApp, refuse });
+  const reopen = () => openSession({ quiet: false });
+  window.LinkGate = Object.freeze({ state, setValue, setLive, onSet, connectionLost, showApp, refuse, reopen });
 
   if (!app) return;
   if (document.body.dataset.page === "error") {
