@@ -62,14 +62,35 @@ func envBool(name string) bool {
 	return v == "1" || v == "true" || v == "yes"
 }
 
+// flags defines the Redis flags. The URL may hold a password, so its
+// environment twin is read after parsing (fromEnv), never shown as a default.
 func (r *redisConfig) flags(fs *flag.FlagSet) {
-	fs.StringVar(&r.url, "redis", envString("LINKGATE_REDIS_URL", ""),
+	fs.StringVar(&r.url, "redis", "",
 		"Redis: redis://[user:pass@]host:port/db, or host:port[,host:port...] for Sentinel or Cluster; empty = embedded (demo) [LINKGATE_REDIS_URL]")
 	fs.StringVar(&r.sentinelMaster, "redis-sentinel-master", envString("LINKGATE_REDIS_SENTINEL_MASTER", ""),
 		"Sentinel master name; --redis then lists the sentinels [LINKGATE_REDIS_SENTINEL_MASTER]")
 	fs.BoolVar(&r.cluster, "redis-cluster", envBool("LINKGATE_REDIS_CLUSTER"),
 		"treat --redis as Redis Cluster seed addresses, even a single one [LINKGATE_REDIS_CLUSTER]")
 }
+
+// fromEnv fills the URL from LINKGATE_REDIS_URL unless --redis was given.
+func (r *redisConfig) fromEnv(fs *flag.FlagSet) {
+	secretFromEnv(fs, "redis", "LINKGATE_REDIS_URL", &r.url)
+}
+
+// secretFromEnv sets *dst from the environment variable unless the flag was
+// given. Flags that hold secrets use it instead of an environment default,
+// which -h would print.
+func secretFromEnv(fs *flag.FlagSet, flagName, env string, dst *string) {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == flagName })
+	if !set {
+		*dst = os.Getenv(env)
+	}
+}
+
+// errBadRedisURL never quotes the URL: it may hold a password.
+var errBadRedisURL = errors.New("--redis: not a valid redis:// or rediss:// URL")
 
 // client opens the configured Redis: a URL is a standalone server (or, with
 // --redis-cluster, a cluster seed); an address list goes to go-redis'
@@ -82,14 +103,14 @@ func (r *redisConfig) client() (redis.UniversalClient, error) {
 		if r.cluster {
 			o, err := redis.ParseClusterURL(r.url)
 			if err != nil {
-				return nil, fmt.Errorf("--redis: %w", err)
+				return nil, errBadRedisURL
 			}
 			o.DialTimeout, o.ReadTimeout, o.WriteTimeout = 2*time.Second, 2*time.Second, 2*time.Second
 			return redis.NewClusterClient(o), nil
 		}
 		o, err := redis.ParseURL(r.url)
 		if err != nil {
-			return nil, fmt.Errorf("--redis: %w", err)
+			return nil, errBadRedisURL
 		}
 		o.DialTimeout, o.ReadTimeout, o.WriteTimeout = 2*time.Second, 2*time.Second, 2*time.Second
 		return redis.NewClient(o), nil
@@ -113,7 +134,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.StringVar(&cfg.publicURL, "public-url", envString("LINKGATE_PUBLIC_URL", ""),
 		"base URL of the links handed out, e.g. https://share.example.com; default http://<addr> [LINKGATE_PUBLIC_URL]")
 	cfg.redis.flags(fs)
-	fs.StringVar(&cfg.keys, "keys", envString("LINKGATE_KEYS", ""),
+	fs.StringVar(&cfg.keys, "keys", "",
 		"token signing keys id:base64secret[,...], newest last; required with --redis [LINKGATE_KEYS]")
 	fs.StringVar(&cfg.trustedProxies, "trusted-proxies", envString("LINKGATE_TRUSTED_PROXIES", ""),
 		"proxy addresses or CIDRs whose X-Forwarded-For is believed [LINKGATE_TRUSTED_PROXIES]")
@@ -136,6 +157,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprintf(stderr, "linkgate serve: unexpected argument %q\n", fs.Arg(0))
 		return 2
 	}
+	cfg.redis.fromEnv(fs)
+	secretFromEnv(fs, "keys", "LINKGATE_KEYS", &cfg.keys)
 	log, err := newLogger(stderr, cfg.logLevel, cfg.logFormat)
 	if err != nil {
 		fmt.Fprintf(stderr, "linkgate serve: %v\n", err)
