@@ -89,11 +89,13 @@ type Link struct {
 	MaxSessions int         `json:"maxSessions,omitempty"`
 	// Generation is the URL generation: tokens of another generation are
 	// refused as not found.
-	Generation uint32    `json:"generation"`
-	Version    int64     `json:"version"`
-	Token      string    `json:"token"`
-	Created    time.Time `json:"created"`
-	Updated    time.Time `json:"updated"`
+	Generation uint32 `json:"generation"`
+	Version    int64  `json:"version"`
+	// Seq is the link's place in its owner's listing.
+	Seq     int64     `json:"seq"`
+	Token   string    `json:"token"`
+	Created time.Time `json:"created"`
+	Updated time.Time `json:"updated"`
 
 	// Uses is how many sessions the link has handed out. It is kept in its
 	// own key and filled in when the record is read.

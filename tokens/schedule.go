@@ -76,7 +76,7 @@ func (s *Schedule) Validate() error {
 
 func parseClock(s string, allow24 bool) (int, error) {
 	h, m, ok := strings.Cut(s, ":")
-	if !ok || len(h) != 2 || len(m) != 2 {
+	if !ok || len(h) != 2 || len(m) != 2 || strings.Trim(h+m, "0123456789") != "" { // Atoi alone takes "+8"
 		return 0, fmt.Errorf("want HH:MM, got %q", s)
 	}
 	hh, err1 := strconv.Atoi(h)

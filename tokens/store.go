@@ -20,13 +20,17 @@ import (
 //	lg:link:{<id>}           JSON of Link (without Uses)
 //	lg:link:{<id>}:uses      number of sessions handed out (INCR)
 //	lg:link:{<id>}:log       stream of access log entries (capped)
-//	lg:owner:{<owner>}:links sorted set, scores 0, members "<created ms, 15 digits>:<id>"
+//	lg:link:{<id>}:live      sorted set of open sessions, score = lease end (unix ms)
+//	lg:owner:{<owner>}:links sorted set, scores 0, members "<seq, 15 digits>:<id>"
+//	lg:owner:{<owner>}:seq   counter giving each of the owner's links its place
 //	lg:devlinks:{<device>}   set of ids of links that point at the device
 //
 // The invalidation feed has its own keys; see Feed.
 func linkKey(id LinkID) string        { return "lg:link:{" + id.String() + "}" }
 func usesKey(id LinkID) string        { return linkKey(id) + ":uses" }
 func logKey(id LinkID) string         { return linkKey(id) + ":log" }
+func liveKey(id LinkID) string        { return linkKey(id) + ":live" }
+func ownerSeqKey(own string) string   { return "lg:owner:{" + own + "}:seq" }
 func ownerLinksKey(own string) string { return "lg:owner:{" + own + "}:links" }
 func deviceLinksKey(dev string) string {
 	return "lg:devlinks:{" + dev + "}"
@@ -92,6 +96,13 @@ func (s *Store) Create(ctx context.Context, ring *KeyRing, l *Link) error {
 	l.Version = 1
 	l.Created, l.Updated = now, now
 	l.Token = ring.Mint(l.Claims())
+	// The owner's counter orders the listing: creation times tie within a
+	// millisecond, counters never do.
+	seq, err := s.rdb.Incr(ctx, ownerSeqKey(l.Owner)).Result()
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	l.Seq = seq
 	data, err := json.Marshal(l)
 	if err != nil {
 		return err
@@ -105,7 +116,7 @@ func (s *Store) Create(ctx context.Context, ring *KeyRing, l *Link) error {
 	}
 	// Indexes are written after the record: a crash in between leaves a record
 	// that is reachable by token only, never an index entry to nothing.
-	if err := s.rdb.ZAdd(ctx, ownerLinksKey(l.Owner), redis.Z{Member: indexMember(l.Created, l.ID)}).Err(); err != nil {
+	if err := s.rdb.ZAdd(ctx, ownerLinksKey(l.Owner), redis.Z{Member: indexMember(l.Seq, l.ID)}).Err(); err != nil {
 		return fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
 	if err := s.rdb.SAdd(ctx, deviceLinksKey(l.Device), l.ID.String()).Err(); err != nil {
@@ -114,8 +125,8 @@ func (s *Store) Create(ctx context.Context, ring *KeyRing, l *Link) error {
 	return s.feed.Publish(ctx, Event{Link: l.ID, Op: OpCreated})
 }
 
-func indexMember(created time.Time, id LinkID) string {
-	return fmt.Sprintf("%015d:%s", created.UnixMilli(), id)
+func indexMember(seq int64, id LinkID) string {
+	return fmt.Sprintf("%015d:%s", seq, id)
 }
 
 // casScript replaces a record only if its stored version is still ARGV[1].
@@ -176,10 +187,10 @@ func (s *Store) Delete(ctx context.Context, owner string, id LinkID) error {
 	if err != nil {
 		return err
 	}
-	if err := s.rdb.Del(ctx, linkKey(id), usesKey(id), logKey(id)).Err(); err != nil {
+	if err := s.rdb.Del(ctx, linkKey(id), usesKey(id), logKey(id), liveKey(id)).Err(); err != nil {
 		return fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
-	s.rdb.ZRem(ctx, ownerLinksKey(owner), indexMember(l.Created, id))
+	s.rdb.ZRem(ctx, ownerLinksKey(owner), indexMember(l.Seq, id))
 	s.rdb.SRem(ctx, deviceLinksKey(l.Device), id.String())
 	return s.feed.Publish(ctx, Event{Link: id, Op: OpDeleted})
 }
@@ -324,4 +335,59 @@ func (s *Store) AccessLog(ctx context.Context, owner string, id LinkID, limit in
 		out = append(out, Access{At: at, Event: str("event"), Session: str("session"), IP: str("ip"), UserAgent: str("ua")})
 	}
 	return out, nil
+}
+
+// ErrTooManySessions: the link has as many open sessions as its owner allows.
+var ErrTooManySessions = errors.New("too many open sessions on this link")
+
+// SessionLease is how long an open session holds its place without renewal.
+// A gateway that dies leaves places that free themselves after this.
+const SessionLease = 60 * time.Second
+
+// acquireScript takes a place for a session unless the link is full.
+// KEYS: live. ARGV: now ms, lease end ms, max (0 = none), session id.
+var acquireScript = redis.NewScript(`
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+local max = tonumber(ARGV[3])
+if max > 0 and redis.call('ZSCORE', KEYS[1], ARGV[4]) == false and redis.call('ZCARD', KEYS[1]) >= max then
+  return 0
+end
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[4])
+redis.call('PEXPIREAT', KEYS[1], ARGV[2])
+return 1`)
+
+// AcquireSession takes one of the link's session places for session, or
+// returns ErrTooManySessions. Places are leased: RenewSession keeps one, and
+// a place not renewed within SessionLease is free again.
+func (s *Store) AcquireSession(ctx context.Context, l *Link, session string) error {
+	now := s.now()
+	ok, err := acquireScript.Run(ctx, s.rdb, []string{liveKey(l.ID)},
+		now.UnixMilli(), now.Add(SessionLease).UnixMilli(), l.MaxSessions, session).Int()
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	if ok == 0 {
+		return ErrTooManySessions
+	}
+	return nil
+}
+
+// RenewSession extends a session's lease.
+func (s *Store) RenewSession(ctx context.Context, id LinkID, session string) error {
+	end := s.now().Add(SessionLease).UnixMilli()
+	pipe := s.rdb.Pipeline()
+	pipe.ZAddXX(ctx, liveKey(id), redis.Z{Score: float64(end), Member: session})
+	pipe.PExpireAt(ctx, liveKey(id), time.UnixMilli(end))
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	return nil
+}
+
+// ReleaseSession frees a session's place.
+func (s *Store) ReleaseSession(ctx context.Context, id LinkID, session string) error {
+	if err := s.rdb.ZRem(ctx, liveKey(id), session).Err(); err != nil {
+		return fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	return nil
 }

@@ -93,18 +93,33 @@ const (
 	maxRawSize = sessionRawSize
 )
 
-var b64 = base64.RawURLEncoding
+// Strict: the unused low bits of the last character must be zero, so that
+// every token has exactly one spelling (see FuzzVerify).
+var b64 = base64.RawURLEncoding.Strict()
 
 // Key is one signing key of a KeyRing.
 type Key struct {
 	ID     byte
-	Secret []byte
+	Secret Secret
 }
 
 // LogValue keeps the secret out of logs.
 func (k Key) LogValue() slog.Value {
-	return slog.GroupValue(slog.Int("id", int(k.ID)), slog.String("secret", "REDACTED"))
+	return slog.GroupValue(slog.Int("id", int(k.ID)), slog.String("secret", redacted))
 }
+
+// Secret is key material. Every way of printing it prints REDACTED, so a
+// key logged by accident, alone or in a slice, leaks nothing.
+type Secret []byte
+
+const redacted = "REDACTED"
+
+func (Secret) String() string                { return redacted }
+func (Secret) GoString() string              { return redacted }
+func (Secret) LogValue() slog.Value          { return slog.StringValue(redacted) }
+func (Secret) MarshalJSON() ([]byte, error)  { return []byte(`"` + redacted + `"`), nil }
+func (Secret) Format(f fmt.State, verb rune) { _, _ = f.Write([]byte(redacted)) }
+func (Secret) MarshalText() ([]byte, error)  { return []byte(redacted), nil }
 
 // MinSecretLen is the shortest secret a key may have.
 const MinSecretLen = 32
