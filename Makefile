@@ -6,7 +6,7 @@
 
 GO       ?= go
 # command=package pairs the tests need on PATH.
-SYSDEPS  := redis-server=redis-server
+SYSDEPS  := redis-server=redis-server chromium=chromium
 TIMEOUT  ?= 60m
 
 .PHONY: test deps vet bench fuzz run

@@ -31,6 +31,14 @@ func (s *Server) openAPI(c *fiber.Ctx) error {
 	return c.Send(openAPIDoc)
 }
 
+// apiBodyLimit refuses request bodies over the configured limit.
+func (s *Server) apiBodyLimit(c *fiber.Ctx) error {
+	if len(c.Body()) > s.cfg.BodyLimit {
+		return fiber.ErrRequestEntityTooLarge
+	}
+	return c.Next()
+}
+
 // authenticate admits owner API requests that carry an owner's API key.
 func (s *Server) authenticate(c *fiber.Ctx) error {
 	c.Set(fiber.HeaderCacheControl, "no-store")

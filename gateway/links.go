@@ -122,19 +122,26 @@ func (s *Server) startSession(c *fiber.Ctx, now time.Time) (*ownerapi.PublicLink
 		Secure:   c.Protocol() == "https",
 		SameSite: fiber.CookieSameSiteStrictMode,
 	})
-	view := &ownerapi.PublicLink{
+	return &ownerapi.PublicLink{
+		LinkView: *s.publicView(l, now),
+		Device:   publicDevice(dev.Filter(l.Permissions.CanView)),
+		Session:  ownerapi.SessionInfo{ID: sc.SessionID(), ExpiresAt: sc.Expires.UTC()},
+	}, nil
+}
+
+// publicView is the link as its holder may see it.
+func (s *Server) publicView(l *tokens.Link, now time.Time) *ownerapi.LinkView {
+	v := &ownerapi.LinkView{
 		Name:        l.Name,
 		Kind:        string(l.Kind),
 		Window:      apiWindow(l.Window),
 		Schedule:    l.Schedule,
 		Permissions: normPermissions(l.Permissions),
 		Status:      string(l.Status),
-		Device:      publicDevice(dev.Filter(l.Permissions.CanView)),
-		Session:     ownerapi.SessionInfo{ID: sc.SessionID(), ExpiresAt: sc.Expires.UTC()},
 	}
-	if !closes.IsZero() {
+	if closes := l.ClosesAt(now); !closes.IsZero() {
 		t := closes.UTC()
-		view.ClosesAt = &t
+		v.ClosesAt = &t
 	}
-	return view, nil
+	return v
 }

@@ -27,10 +27,11 @@ func (s *Server) routes() {
 	l := app.Group("/l/:token", pageHeaders)
 	l.Get("", s.openPage)
 	l.Post("/session", s.openSession)
+	s.wsRoutes(l)
 
 	api := app.Group("/api/v1")
 	api.Get("/openapi.json", s.openAPI)
-	api.Use(s.authenticate)
+	api.Use(s.apiBodyLimit, s.authenticate)
 	s.apiRoutes(api)
 	app.Use(func(c *fiber.Ctx) error { return fiber.ErrNotFound })
 }

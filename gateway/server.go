@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -46,6 +47,8 @@ type Config struct {
 	Sessions RateLimit
 	// BodyLimit bounds request bodies. It defaults to 64 KiB.
 	BodyLimit int
+	// WS bounds the device WebSocket.
+	WS WSConfig
 	// Feed configures the invalidation feed reader.
 	Feed tokens.FeedConfig
 	// Cache configures the link cache.
@@ -101,6 +104,7 @@ func (c *Config) setDefaults() error {
 	if c.Cache.Now == nil {
 		c.Cache.Now = c.Now
 	}
+	c.WS.setDefaults()
 	if c.Feed.Logger == nil {
 		c.Feed.Logger = c.Logger
 	}
@@ -126,6 +130,12 @@ type Server struct {
 	sessions    *ipLimiter
 	metrics     *metrics
 	errorPages  sync.Map // error code -> rendered page, for pages without a time
+
+	bus       *emulator.Bus
+	hub       *emulator.Hub
+	live      *liveSessions
+	wsWG      sync.WaitGroup // open device sessions
+	unhealthy atomic.Int64   // unix ns since the feed is unhealthy; 0 = healthy
 }
 
 // New builds a gateway on rdb.
@@ -149,15 +159,22 @@ func New(cfg Config, rdb redis.UniversalClient) (*Server, error) {
 		origins:     make(map[string]bool),
 		failedOpens: newIPLimiter(cfg.FailedOpens),
 		sessions:    newIPLimiter(cfg.Sessions),
+		bus:         emulator.NewBus(rdb),
+		live:        newLiveSessions(),
 	}
+	s.hub = emulator.NewHub(s.bus, cfg.Logger)
+	feed.Subscribe(liveFeed{s}) // after the cache (NewCache subscribed it)
 	for _, o := range cfg.AllowedOrigins {
 		s.origins[strings.TrimRight(o, "/")] = true
 	}
 	s.metrics = newMetrics(cfg.Registry, s)
 	s.app = fiber.New(fiber.Config{
-		AppName:                 "linkgate",
-		ErrorHandler:            s.errorHandler,
-		BodyLimit:               cfg.BodyLimit,
+		AppName:      "linkgate",
+		ErrorHandler: s.errorHandler,
+		// The transport takes bodies up to four times the limit, so that a
+		// body somewhat too large gets a clean JSON 413 from apiBodyLimit on a
+		// live connection; past that, fasthttp drops the connection.
+		BodyLimit:               4 * cfg.BodyLimit,
 		DisableStartupMessage:   true,
 		EnableTrustedProxyCheck: len(cfg.TrustedProxies) > 0,
 		TrustedProxies:          cfg.TrustedProxies,
@@ -190,6 +207,12 @@ func (s *Server) Cache() *tokens.Cache { return s.cache }
 // Feed returns the invalidation feed.
 func (s *Server) Feed() *tokens.Feed { return s.feed }
 
+// Bus returns the device bus.
+func (s *Server) Bus() *emulator.Bus { return s.bus }
+
+// LiveSessions returns the number of open device sessions on this instance.
+func (s *Server) LiveSessions() int { return s.live.Count() }
+
 // Devices returns the device store.
 func (s *Server) Devices() *emulator.Store { return s.devices }
 
@@ -206,6 +229,8 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, shutdownTimeout tim
 	defer cancel()
 	var wg sync.WaitGroup
 	wg.Go(func() { _ = s.feed.Run(ctx) })
+	wg.Go(func() { _ = s.hub.Run(ctx) })
+	wg.Go(func() { s.watchHealth(ctx) })
 	wg.Go(func() { s.sweep(ctx) })
 
 	errc := make(chan error, 1)
@@ -219,11 +244,27 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, shutdownTimeout tim
 		if shutdownTimeout <= 0 {
 			shutdownTimeout = 10 * time.Second
 		}
+		s.closeSessions(emulator.ReasonServerShutdown, shutdownTimeout)
 		err = s.app.ShutdownWithTimeout(shutdownTimeout)
 		<-errc
 	}
 	wg.Wait()
 	return err
+}
+
+// closeSessions tells every open device page why it closes and waits, at
+// most timeout, for them to go. Hijacked sockets are not Fiber's to close.
+func (s *Server) closeSessions(reason string, timeout time.Duration) {
+	for _, ws := range s.live.of(nil) {
+		ws.shut(reason)
+	}
+	done := make(chan struct{})
+	go func() { s.wsWG.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(timeout):
+		s.log.Warn("device sessions still open at shutdown", "count", s.live.Count())
+	}
 }
 
 func (s *Server) sweep(ctx context.Context) {

@@ -5,6 +5,7 @@
 //	linkgate link ...            manage links over the owner API
 //	linkgate device ...          manage devices over the owner API
 //	linkgate camera ...          manage cameras over the owner API
+//	linkgate devices             run simulated devices against a Redis
 //
 // Every flag has an environment twin, named in its help text.
 package main
@@ -28,6 +29,7 @@ Usage:
                                 delete links; log shows a link's access log
   linkgate device ...           manage devices
   linkgate camera ...           manage cameras
+  linkgate devices --redis URL  run simulated devices on the device bus
 
 Run "linkgate <command> -h" for a command's flags.
 `
@@ -51,10 +53,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return runOwner(ctx, args, stdout, stderr)
 	case "link", "links":
 		return runLink(ctx, args, stdout, stderr)
-	case "device", "devices":
+	case "device":
 		return runDevice(ctx, args, stdout, stderr)
 	case "camera", "cameras":
 		return runCamera(ctx, args, stdout, stderr)
+	case "devices":
+		return runDevices(ctx, args, stdout, stderr)
 	case "help":
 		fmt.Fprint(stdout, usage)
 		return 0

@@ -15,6 +15,7 @@ import (
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/linkgate/linkgate/emulator"
 	"github.com/linkgate/linkgate/gateway"
 	"github.com/linkgate/linkgate/tokens"
 )
@@ -259,6 +260,12 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io.Wri
 			ln.Close()
 			return err
 		}
+		// The demo devices answer in-process; `linkgate devices` runs them
+		// as a process of their own.
+		fleet := emulator.NewFleet(srv.Bus(), srv.Devices(), emulator.FleetOptions{Owner: d.Owner.ID, Logger: log})
+		done := make(chan struct{})
+		go func() { defer close(done); _ = fleet.Run(ctx) }()
+		defer func() { <-done }() // the devices sign off before Redis closes
 		fmt.Fprintf(stdout, "owner api key: %s\n", d.APIKey)
 		fmt.Fprintf(stdout, "demo link: %s\n", d.LinkURL)
 	}

@@ -131,6 +131,12 @@ func jsonFields(t reflect.Type) (names, always []string) {
 		if tag == "-" {
 			continue
 		}
+		if f.Anonymous && tag == "" && f.Type.Kind() == reflect.Struct {
+			// encoding/json flattens an untagged embedded struct.
+			n, a := jsonFields(f.Type)
+			names, always = append(names, n...), append(always, a...)
+			continue
+		}
 		name, opts, _ := strings.Cut(tag, ",")
 		if name == "" {
 			name = f.Name
@@ -182,8 +188,8 @@ func TestOpenAPIValues(t *testing.T) {
 		{"camera", "Device", camera, true},
 		{"device page", "DevicePage", ownerapi.Page[ownerapi.Device]{Items: []ownerapi.Device{device, camera}}, true},
 		{"access page", "AccessPage", ownerapi.Page[ownerapi.Access]{Items: []ownerapi.Access{{At: at, Event: "session", Session: "s", IP: "192.0.2.1", UserAgent: "curl"}}}, true},
-		{"public link", "PublicLink", ownerapi.PublicLink{Name: "door", Kind: "device", Window: ownerapi.Window{End: &end}, Schedule: sched,
-			Permissions: perms, Status: "active", ClosesAt: &end, Device: &device, Session: ownerapi.SessionInfo{ID: "s", ExpiresAt: end}}, true},
+		{"public link", "PublicLink", ownerapi.PublicLink{LinkView: ownerapi.LinkView{Name: "door", Kind: "device", Window: ownerapi.Window{End: &end}, Schedule: sched,
+			Permissions: perms, Status: "active", ClosesAt: &end}, Device: &device, Session: ownerapi.SessionInfo{ID: "s", ExpiresAt: end}}, true},
 		{"error", "ErrorBody", ownerapi.ErrorBody{Error: &ownerapi.Error{Status: 403, Code: "outside-schedule", Message: "closed", OpensAt: &end}}, true},
 		{"field error", "ErrorBody", ownerapi.ErrorBody{Error: &ownerapi.Error{Code: "invalid-field", Message: "m", Field: "window.end"}}, true},
 		{"http error code", "ErrorBody", ownerapi.ErrorBody{Error: &ownerapi.Error{Code: "http-418", Message: "m"}}, true},

@@ -163,9 +163,9 @@ type DevicePatch struct {
 // Access is one entry of a link's access log.
 type Access = tokens.Access
 
-// PublicLink is what POST /l/{token}/session answers: the link as its
-// holder may see it, and the device filtered to what the link permits.
-type PublicLink struct {
+// LinkView is a link as its holder may see it. The WebSocket's hello and
+// permissions messages carry it.
+type LinkView struct {
 	Name        string             `json:"name"`
 	Kind        string             `json:"kind"`
 	Window      Window             `json:"window"`
@@ -173,8 +173,14 @@ type PublicLink struct {
 	Permissions tokens.Permissions `json:"permissions"`
 	Status      string             `json:"status"`
 	ClosesAt    *time.Time         `json:"closesAt,omitempty"`
-	Device      *Device            `json:"device"`
-	Session     SessionInfo        `json:"session"`
+}
+
+// PublicLink is what POST /l/{token}/session answers: the link view, the
+// device filtered to what the link permits, and the session.
+type PublicLink struct {
+	LinkView
+	Device  *Device     `json:"device"`
+	Session SessionInfo `json:"session"`
 }
 
 // SessionInfo describes the session a recipient was given.

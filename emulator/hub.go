@@ -1,0 +1,186 @@
+package emulator
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"sync"
+	"time"
+)
+
+// Hub fans device changes out to the sessions of one gateway instance: one
+// bus subscription for the instance, one entry per watched device, however
+// many pages watch it. It also keeps each watched device's liveness: from
+// "$state" changes, and from the alive key for devices that died silently.
+//
+// Deliveries run on the hub's goroutine and must not block (sessions queue
+// and drop, see gateway).
+type Hub struct {
+	bus *Bus
+	log *slog.Logger
+
+	mu      sync.Mutex // guards devices
+	devices map[string]*watched
+	w       *Watcher
+}
+
+type watched struct {
+	online bool
+	subs   map[*Subscription]struct{}
+}
+
+// Subscription is one session's interest in one device.
+type Subscription struct {
+	device  string
+	deliver func(Change)
+}
+
+// NewHub returns a hub on bus. Call Run.
+func NewHub(bus *Bus, log *slog.Logger) *Hub {
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Hub{bus: bus, log: log.With("component", "hub"), devices: make(map[string]*watched)}
+}
+
+// Run dispatches changes until ctx ends.
+func (h *Hub) Run(ctx context.Context) error {
+	w := h.bus.Watch(ctx)
+	h.mu.Lock()
+	h.w = w
+	for dev := range h.devices { // sessions that came before Run
+		_ = w.Add(ctx, dev)
+	}
+	h.mu.Unlock()
+	defer w.Close()
+
+	alive := time.NewTicker(AliveTTL / 3)
+	defer alive.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case c, ok := <-w.Changes():
+			if !ok {
+				return nil
+			}
+			h.dispatch(c)
+		case <-alive.C:
+			h.checkAlive(ctx)
+		}
+	}
+}
+
+func (h *Hub) dispatch(c Change) {
+	h.mu.Lock()
+	wd := h.devices[c.Device]
+	if wd == nil {
+		h.mu.Unlock()
+		return
+	}
+	if c.Property == "$state" {
+		var st string
+		_ = json.Unmarshal(c.Value, &st)
+		wd.online = st == StateReady
+	}
+	subs := make([]*Subscription, 0, len(wd.subs))
+	for s := range wd.subs {
+		subs = append(subs, s)
+	}
+	h.mu.Unlock()
+	for _, s := range subs {
+		s.deliver(c)
+	}
+}
+
+// checkAlive turns devices whose alive key expired into lost ones.
+func (h *Hub) checkAlive(ctx context.Context) {
+	h.mu.Lock()
+	var devs []string
+	for d, wd := range h.devices {
+		if wd.online {
+			devs = append(devs, d)
+		}
+	}
+	h.mu.Unlock()
+	for _, d := range devs {
+		ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		_, online, err := h.bus.Snapshot(ctx, d)
+		cancel()
+		if err == nil && !online {
+			v, _ := json.Marshal(StateLost)
+			h.dispatch(Change{Device: d, Property: "$state", Value: v, TS: time.Now()})
+		}
+	}
+}
+
+// Subscribe registers deliver for the device's changes and returns the
+// device's state and liveness as of the subscription: changes after it are
+// delivered, so nothing falls between snapshot and stream.
+func (h *Hub) Subscribe(ctx context.Context, device string, deliver func(Change)) (*Subscription, map[string]json.RawMessage, bool, error) {
+	sub := &Subscription{device: device, deliver: deliver}
+	h.mu.Lock()
+	wd := h.devices[device]
+	if wd == nil {
+		wd = &watched{subs: make(map[*Subscription]struct{})}
+		h.devices[device] = wd
+		if h.w != nil {
+			if err := h.w.Add(ctx, device); err != nil {
+				delete(h.devices, device)
+				h.mu.Unlock()
+				return nil, nil, false, err
+			}
+		}
+	}
+	wd.subs[sub] = struct{}{}
+	h.mu.Unlock()
+
+	state, online, err := h.bus.Snapshot(ctx, device)
+	if err != nil {
+		h.Unsubscribe(sub)
+		return nil, nil, false, err
+	}
+	h.mu.Lock()
+	wd.online = online
+	h.mu.Unlock()
+	return sub, state, online, nil
+}
+
+// Unsubscribe ends a subscription; the last one of a device ends the
+// instance's interest in it.
+func (h *Hub) Unsubscribe(sub *Subscription) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	wd := h.devices[sub.device]
+	if wd == nil {
+		return
+	}
+	delete(wd.subs, sub)
+	if len(wd.subs) == 0 {
+		delete(h.devices, sub.device)
+		if h.w != nil {
+			_ = h.w.Remove(context.Background(), sub.device)
+		}
+	}
+}
+
+// Online reports whether a watched device is online.
+func (h *Hub) Online(device string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	wd := h.devices[device]
+	return wd != nil && wd.online
+}
+
+// Snapshot returns a device's current state from the bus.
+func (h *Hub) Snapshot(ctx context.Context, device string) (map[string]json.RawMessage, bool, error) {
+	return h.bus.Snapshot(ctx, device)
+}
+
+// Send hands a command to the device, unless it is offline.
+func (h *Hub) Send(ctx context.Context, device string, cmd Command) error {
+	if !h.Online(device) {
+		return ErrDeviceOffline
+	}
+	return h.bus.Send(ctx, device, cmd)
+}

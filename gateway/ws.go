@@ -1,0 +1,406 @@
+package gateway
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/fasthttp/websocket"
+	"github.com/gofiber/fiber/v2"
+	fiberws "github.com/gofiber/websocket/v2"
+
+	"github.com/linkgate/linkgate/emulator"
+	"github.com/linkgate/linkgate/tokens"
+)
+
+// WSConfig bounds the device WebSocket. The zero value means the defaults.
+type WSConfig struct {
+	// MaxFrame is the largest frame a page may send; a larger one closes the
+	// socket (1009). It defaults to 4 KiB.
+	MaxFrame int64
+	// SendQueue is how many messages may wait for a slow page; past it the
+	// page is dropped (closing "too-slow"). It defaults to 256.
+	SendQueue int
+	// PingInterval defaults to 20 s; a page that answers no ping for
+	// 2.5 intervals is gone.
+	PingInterval time.Duration
+	// WriteTimeout bounds one write. It defaults to 10 s.
+	WriteTimeout time.Duration
+	// Commands limits each session's commands. It defaults to 20/s, burst 40.
+	Commands emulator.SessionLimits
+	// ControlBound: while Redis is unreachable, commands are refused after
+	// this long. It defaults to 5 s.
+	ControlBound time.Duration
+	// ViewBound: while Redis is unreachable, sessions are closed after this
+	// long. It defaults to 60 s.
+	ViewBound time.Duration
+}
+
+func (c *WSConfig) setDefaults() {
+	if c.MaxFrame <= 0 {
+		c.MaxFrame = 4 << 10
+	}
+	if c.SendQueue <= 0 {
+		c.SendQueue = 256
+	}
+	if c.PingInterval <= 0 {
+		c.PingInterval = 20 * time.Second
+	}
+	if c.WriteTimeout <= 0 {
+		c.WriteTimeout = 10 * time.Second
+	}
+	if c.ControlBound <= 0 {
+		c.ControlBound = 5 * time.Second
+	}
+	if c.ViewBound <= 0 {
+		c.ViewBound = 60 * time.Second
+	}
+}
+
+// wsConn is what a session needs of its socket. *fiberws.Conn has it; the
+// session code knows nothing else of Fiber.
+type wsConn interface {
+	ReadMessage() (int, []byte, error)
+	WriteMessage(int, []byte) error
+	WriteControl(int, []byte, time.Time) error
+	SetReadDeadline(time.Time) error
+	SetWriteDeadline(time.Time) error
+	SetReadLimit(int64)
+	SetPongHandler(func(string) error)
+	Close() error
+}
+
+// Locals handed from the pre-upgrade check to the socket.
+const (
+	localLink    = "lg.link"
+	localSession = "lg.session"
+)
+
+var errSessionInvalid = errors.New("session invalid")
+
+func init() {
+	sentinelErrors[errSessionInvalid] = &publicError{status: http.StatusUnauthorized, code: "session-invalid",
+		message: "The session is missing, expired or for another link; open the link again."}
+	sentinelErrors[tokens.ErrTooManySessions] = &publicError{status: http.StatusTooManyRequests, code: emulator.ReasonTooManySessions,
+		message: "This link has as many open sessions as its owner allows."}
+}
+
+// wsRoutes adds the device WebSocket.
+func (s *Server) wsRoutes(l fiber.Router) {
+	// Origins are checked in wsAuth, before the upgrade, against the same
+	// list; the middleware's own check is told the same list explicitly (an
+	// empty list would allow every origin).
+	l.Get("/ws", s.wsAuth, fiberws.New(func(c *fiberws.Conn) {
+		s.runSession(c, c.Locals(localLink).(*tokens.Link), c.Locals(localSession).(string))
+	}, fiberws.Config{Origins: s.cfg.AllowedOrigins, ReadBufferSize: 4 << 10, WriteBufferSize: 4 << 10}))
+}
+
+// wsAuth admits a WebSocket for a device link: an allowed Origin, a link
+// that may be opened now, and the session from POST /l/{token}/session (its
+// cookie) or, for clients without one, the token itself, which then counts
+// a use like a session exchange.
+func (s *Server) wsAuth(c *fiber.Ctx) error {
+	if !fiberws.IsWebSocketUpgrade(c) {
+		return fiber.ErrUpgradeRequired
+	}
+	if !s.origins[c.Get(fiber.HeaderOrigin)] {
+		return errForbiddenOrig
+	}
+	now := s.cfg.Now()
+	l, err := s.resolve(c.UserContext(), c.Params("token"))
+	if err != nil {
+		return err
+	}
+	if l.Kind != tokens.KindDevice {
+		return tokens.ErrNotFound // cameras play through /live
+	}
+	var session string
+	if cookie := c.Cookies(sessionCookie); cookie != "" {
+		sc, err := s.keys.VerifySession(cookie, now)
+		if err != nil || sc.Link != l.ID || sc.Generation != l.Generation {
+			return errSessionInvalid
+		}
+		session = sc.SessionID()
+	} else {
+		if !s.sessions.allow(c.IP(), now) {
+			return errRateLimited
+		}
+		var id [8]byte
+		_, _ = rand.Read(id[:])
+		session = hex.EncodeToString(id[:])
+		if _, err := s.links.Use(c.UserContext(), l, tokens.Access{
+			At: now, Event: "websocket", Session: session, IP: c.IP(), UserAgent: c.Get(fiber.HeaderUserAgent),
+		}); err != nil {
+			return err
+		}
+	}
+	c.Locals(localLink, l)
+	c.Locals(localSession, session)
+	return c.Next()
+}
+
+// wsSession is one open device page. The reader goroutine (runSession)
+// handles frames; the writer goroutine owns every write to the socket.
+type wsSession struct {
+	srv    *Server
+	conn   wsConn
+	id     string
+	linkID tokens.LinkID
+	emu    *emulator.Session
+	out    chan []byte
+	close  chan string // a reason; the writer sends the closing message
+	done   chan struct{}
+
+	mu        sync.Mutex // guards link, device, hello, pending, timer
+	link      *tokens.Link
+	device    string
+	hello     bool     // the hello is queued; changes may follow it
+	pending   [][]byte // changes that came before the hello
+	timer     *time.Timer
+	closeOnce sync.Once
+}
+
+// runSession serves one socket until it closes.
+func (s *Server) runSession(conn wsConn, l *tokens.Link, sessionID string) {
+	s.wsWG.Add(1)
+	defer s.wsWG.Done()
+	ctx := context.Background()
+	ws := &wsSession{
+		srv: s, conn: conn, id: sessionID, linkID: l.ID, link: l, device: l.Device,
+		out: make(chan []byte, s.cfg.WS.SendQueue), close: make(chan string, 1), done: make(chan struct{}),
+	}
+	writerDone := make(chan struct{})
+	go func() { defer close(writerDone); ws.writeLoop() }()
+	defer func() {
+		close(ws.done)
+		<-writerDone
+		_ = conn.Close()
+	}()
+
+	if err := s.links.AcquireSession(ctx, l, sessionID); err != nil {
+		ws.shut(reasonFor(err))
+		ws.drain()
+		return
+	}
+	defer s.links.ReleaseSession(context.WithoutCancel(ctx), l.ID, sessionID)
+
+	dev, err := s.devices.GetAny(ctx, l.Device)
+	if err != nil {
+		ws.shut(emulator.ReasonDeleted)
+		ws.drain()
+		return
+	}
+	ws.emu = emulator.NewSession(sessionID, l.Permissions, dev, s.cfg.WS.Commands)
+	s.live.add(ws)
+	defer s.live.remove(ws)
+	sub, state, online, err := s.hub.Subscribe(ctx, dev.ID, ws.deliver)
+	if err != nil {
+		ws.shut(emulator.ReasonUnavailable)
+		ws.drain()
+		return
+	}
+	defer func() { s.hub.Unsubscribe(sub) }()
+	ws.sendHello(s.publicView(l, s.cfg.Now()), state, online)
+	ws.armTimer(s.cfg.Now())
+	defer ws.stopTimer()
+
+	ws.readLoop(ctx)
+}
+
+// drain waits for the writer to deliver a closing message and close.
+func (ws *wsSession) drain() {
+	for {
+		if _, _, err := ws.conn.ReadMessage(); err != nil {
+			return
+		}
+	}
+}
+
+func (ws *wsSession) readLoop(ctx context.Context) {
+	s, cfg := ws.srv, ws.srv.cfg.WS
+	wait := cfg.PingInterval * 5 / 2
+	ws.conn.SetReadLimit(cfg.MaxFrame)
+	_ = ws.conn.SetReadDeadline(time.Now().Add(wait))
+	ws.conn.SetPongHandler(func(string) error { return ws.conn.SetReadDeadline(time.Now().Add(wait)) })
+	for {
+		typ, frame, err := ws.conn.ReadMessage()
+		if err != nil {
+			return
+		}
+		_ = ws.conn.SetReadDeadline(time.Now().Add(wait))
+		now := s.cfg.Now()
+		if typ != websocket.TextMessage {
+			ws.send(ws.emu.Ack("", emulator.ErrBadMessage))
+			continue
+		}
+		ws.mu.Lock()
+		l := ws.link
+		ws.mu.Unlock()
+		// The window and schedule are checked on every command, to the
+		// second, not only when the timer fires.
+		if err := l.Check(now); err != nil && !errors.Is(err, tokens.ErrUsedUp) {
+			ws.shut(reasonFor(err))
+			continue
+		}
+		cmd, id, cerr := ws.emu.Command(frame, now)
+		if cerr == nil {
+			cerr = s.sendCommand(ctx, ws.device, cmd, now)
+		}
+		ws.send(ws.emu.Ack(id, cerr))
+	}
+}
+
+// sendCommand hands a checked command to the device.
+func (s *Server) sendCommand(ctx context.Context, device string, cmd emulator.Command, now time.Time) *emulator.CommandError {
+	if since := s.unhealthySince(); !since.IsZero() && now.Sub(since) > s.cfg.WS.ControlBound {
+		return emulator.ErrUnavailable
+	}
+	switch err := s.hub.Send(ctx, device, cmd); {
+	case errors.Is(err, emulator.ErrDeviceOffline):
+		return emulator.ErrOffline
+	case err != nil:
+		return emulator.ErrUnavailable
+	}
+	return nil
+}
+
+// writeLoop owns the socket's writes: messages, pings, and the closing.
+func (ws *wsSession) writeLoop() {
+	cfg := ws.srv.cfg.WS
+	ping := time.NewTicker(cfg.PingInterval)
+	defer ping.Stop()
+	write := func(typ int, b []byte) error {
+		_ = ws.conn.SetWriteDeadline(time.Now().Add(cfg.WriteTimeout))
+		return ws.conn.WriteMessage(typ, b)
+	}
+	for {
+		select {
+		case <-ws.done:
+			return
+		case b := <-ws.out:
+			if err := write(websocket.TextMessage, b); err != nil {
+				_ = ws.conn.Close()
+				return
+			}
+		case reason := <-ws.close:
+			msg, code := emulator.Closing(reason)
+			_ = write(websocket.TextMessage, msg)
+			_ = ws.conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason), time.Now().Add(time.Second))
+			// The page answers the close frame and the reader ends; if it
+			// does not, the deadline ends it.
+			_ = ws.conn.SetReadDeadline(time.Now().Add(2 * time.Second))
+			<-ws.done
+			return
+		case <-ping.C:
+			if err := ws.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(cfg.WriteTimeout)); err != nil {
+				_ = ws.conn.Close()
+				return
+			}
+			_ = ws.srv.links.RenewSession(context.Background(), ws.linkID, ws.id)
+		}
+	}
+}
+
+// send queues a message without waiting; a page too slow to take its
+// messages is dropped, so it never holds up a device or other pages.
+func (ws *wsSession) send(b []byte) {
+	select {
+	case ws.out <- b:
+	default:
+		ws.shut(emulator.ReasonTooSlow)
+	}
+}
+
+// shut closes the session with a reason, once.
+func (ws *wsSession) shut(reason string) {
+	ws.closeOnce.Do(func() { ws.close <- reason })
+}
+
+func (ws *wsSession) sendHello(link any, state map[string]json.RawMessage, online bool) {
+	ws.mu.Lock()
+	defer ws.mu.Unlock()
+	ws.send(ws.emu.Hello(link, state, online))
+	for _, b := range ws.pending {
+		ws.send(b)
+	}
+	ws.pending, ws.hello = nil, true
+}
+
+// deliver is the hub's callback: it runs on the hub's goroutine and never
+// blocks.
+func (ws *wsSession) deliver(c emulator.Change) {
+	var b []byte
+	if c.Property == "$state" {
+		var st string
+		_ = json.Unmarshal(c.Value, &st)
+		b = []byte(`{"type":"offline"}`)
+		if st == emulator.StateReady {
+			b = []byte(`{"type":"online"}`)
+		}
+	} else if b = ws.emu.StateMessage(c); b == nil {
+		return // not visible to this link
+	}
+	ws.mu.Lock()
+	defer ws.mu.Unlock()
+	if !ws.hello {
+		ws.pending = append(ws.pending, b)
+		return
+	}
+	ws.send(b)
+}
+
+// armTimer closes the session when its link next closes by itself.
+func (ws *wsSession) armTimer(now time.Time) {
+	ws.mu.Lock()
+	defer ws.mu.Unlock()
+	if ws.timer != nil {
+		ws.timer.Stop()
+		ws.timer = nil
+	}
+	at := ws.link.ClosesAt(now)
+	if at.IsZero() {
+		return
+	}
+	ws.timer = time.AfterFunc(at.Sub(now), func() {
+		ws.mu.Lock()
+		l := ws.link
+		ws.mu.Unlock()
+		if err := l.Check(ws.srv.cfg.Now()); err != nil {
+			ws.shut(reasonFor(err))
+			return
+		}
+		ws.armTimer(ws.srv.cfg.Now()) // a schedule slot ended into the next one
+	})
+}
+
+func (ws *wsSession) stopTimer() {
+	ws.mu.Lock()
+	defer ws.mu.Unlock()
+	if ws.timer != nil {
+		ws.timer.Stop()
+	}
+}
+
+// reasonFor maps why a link may not be used to the closing reason.
+func reasonFor(err error) string {
+	switch {
+	case errors.Is(err, tokens.ErrDisabled):
+		return emulator.ReasonDisabled
+	case errors.Is(err, tokens.ErrExpired):
+		return emulator.ReasonExpired
+	case errors.Is(err, tokens.ErrNotYetActive):
+		return emulator.ReasonNotYetActive
+	case errors.Is(err, tokens.ErrOutsideSchedule):
+		return emulator.ReasonOutsideSchedule
+	case errors.Is(err, tokens.ErrTooManySessions):
+		return emulator.ReasonTooManySessions
+	case errors.Is(err, tokens.ErrNotFound), errors.Is(err, tokens.ErrForged):
+		return emulator.ReasonDeleted
+	}
+	return emulator.ReasonUnavailable
+}
