@@ -5,9 +5,12 @@ import (
 	"io/fs"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/linkgate/linkgate/emulator"
 )
 
 var (
@@ -81,10 +84,23 @@ func TestLinkPage(t *testing.T) {
 		}
 		checkCSP(t, kind, page)
 		refs := checkStaticRefs(t, kind, page)
-		for _, want := range []string{"app.css", "app.js", "icon.svg"} {
+		for _, want := range []string{"app.css", "app.js", "live.js", "icon.svg"} {
 			if !slices.Contains(refs, want) {
 				t.Errorf("LinkPage(%q) does not refer to /static/%s", kind, want)
 			}
+		}
+		// live.js uses window.LinkGate: it must run after app.js, and
+		// neither may hold up the parser.
+		var order []string
+		for _, m := range scriptRe.FindAllStringSubmatch(string(page), -1) {
+			if !strings.Contains(m[1], " defer") {
+				t.Errorf("LinkPage(%q): script without defer: <script%s>", kind, m[1])
+			}
+			order = append(order, m[1])
+		}
+		if i, j := slices.IndexFunc(order, func(a string) bool { return strings.Contains(a, "/static/app.js") }),
+			slices.IndexFunc(order, func(a string) bool { return strings.Contains(a, "/static/live.js") }); i < 0 || j < i {
+			t.Errorf("LinkPage(%q): live.js is not loaded after app.js: %q", kind, order)
 		}
 		s := string(page)
 		for _, want := range []string{
@@ -249,7 +265,7 @@ func TestRefusalsInStep(t *testing.T) {
 func jsString(s string) string { return `"` + s + `"` }
 
 func TestStaticFiles(t *testing.T) {
-	for _, name := range []string{"app.css", "app.js", "icon.svg", "noscript.css"} {
+	for _, name := range []string{"app.css", "app.js", "live.js", "icon.svg", "noscript.css"} {
 		if b := readStatic(t, name); len(b) == 0 {
 			t.Errorf("%s is empty", name)
 		}
@@ -275,22 +291,30 @@ func TestStaticFiles(t *testing.T) {
 	}
 }
 
-// The script builds the page with DOM APIs only: nothing that parses HTML
-// from strings, evaluates code, or sets inline styles the CSP would refuse.
+// The scripts build the page with DOM APIs only: nothing that parses HTML
+// from strings, evaluates code, sets inline styles the CSP would refuse, or
+// reaches another origin.
 func TestScriptAvoidsUnsafeAPIs(t *testing.T) {
-	js := readStatic(t, "app.js")
-	for _, bad := range []string{
-		"innerHTML", "outerHTML", "insertAdjacentHTML", "document.write",
-		"eval(", "new Function", "setAttribute(\"style\"", "cssText",
-		"http://", "https://",
-	} {
-		if bad == "http://" && strings.Count(js, bad) == strings.Count(js, "http://www.w3.org/2000/svg") {
-			continue // the SVG namespace is a name, not a fetch
-		}
-		if strings.Contains(js, bad) {
-			t.Errorf("app.js uses %q", bad)
+	for _, name := range []string{"app.js", "live.js"} {
+		js := readStatic(t, name)
+		for _, bad := range []string{
+			"innerHTML", "outerHTML", "insertAdjacentHTML", "document.write",
+			"eval(", "new Function", "setTimeout(\"", "setInterval(\"",
+			"setAttribute(\"style\"", "cssText", ".style.", "\"style\":", "style:",
+			"http://", "https://", "ws://", "wss://",
+		} {
+			if bad == "http://" && strings.Count(js, bad) == strings.Count(js, "http://www.w3.org/2000/svg") {
+				continue // the SVG namespace is a name, not a fetch
+			}
+			if bad == ".style." && strings.Count(js, bad) == strings.Count(js, "swatch.style.backgroundColor") {
+				continue // the CSSOM, which style-src 'self' allows (app.js's colour swatch)
+			}
+			if strings.Contains(js, bad) {
+				t.Errorf("%s uses %q", name, bad)
+			}
 		}
 	}
+	js := readStatic(t, "app.js")
 	for _, want := range []string{
 		`method: "POST"`,
 		`credentials: "same-origin"`,
@@ -313,3 +337,94 @@ func readStatic(t *testing.T, name string) string {
 	}
 	return string(b)
 }
+
+// live.js speaks the WebSocket protocol of emulator/session.go: its close
+// codes, its reasons and its refusal codes are in step, and it uses only
+// the hooks app.js hands out on window.LinkGate.
+func TestLiveScript(t *testing.T) {
+	js := readStatic(t, "live.js")
+	for _, want := range []string{
+		"new WebSocket(",
+		"/ws`",
+		`location.protocol === "https:" ? "wss:" : "ws:"`,
+		`type: "set"`,
+		`"linkgate:ready"`,
+		`"linkgate:closed"`,
+		`"aria-live": "polite"`,
+		`role: "img"`,
+		"LG.onSet(",
+		"LG.render(",
+		"LG.reopen()",
+		"LG.session()",
+		`LG.refuse("connection-lost"`,
+	} {
+		if !strings.Contains(js, want) {
+			t.Errorf("live.js lacks %s", want)
+		}
+	}
+
+	// Every close code and reason of the protocol, and nothing else.
+	table, _, ok := strings.Cut(js[strings.Index(js, "const CLOSE_REASONS = {"):], "};")
+	if !ok {
+		t.Fatal("live.js has no CLOSE_REASONS")
+	}
+	got := map[int]string{}
+	for _, m := range regexp.MustCompile(`(\d{4}): "([a-z-]+)"`).FindAllStringSubmatch(table, -1) {
+		code, _ := strconv.Atoi(m[1])
+		got[code] = m[2]
+	}
+	for reason, code := range emulator.CloseCodes {
+		if got[code] != reason {
+			t.Errorf("CLOSE_REASONS[%d] = %q, want %q", code, got[code], reason)
+		}
+		if !strings.Contains(js, `case "`+reason+`":`) && !slices.Contains(liveRetries, reason) {
+			t.Errorf("live.js's end() has no case for %q", reason)
+		}
+	}
+	if len(got) != len(emulator.CloseCodes) {
+		t.Errorf("CLOSE_REASONS has %d codes, the protocol %d", len(got), len(emulator.CloseCodes))
+	}
+
+	// Every refusal of a command has words for people.
+	refused, _, ok := strings.Cut(js[strings.Index(js, "const REFUSED = {"):], "};")
+	if !ok {
+		t.Fatal("live.js has no REFUSED")
+	}
+	for _, code := range []string{
+		emulator.ErrForbidden.Code, emulator.ErrUnknownProperty.Code, emulator.ErrRateLimited.Code,
+		emulator.ErrBadMessage.Code, emulator.ErrOffline.Code, emulator.ErrUnavailable.Code,
+		emulator.CodeInvalidValue,
+	} {
+		if !strings.Contains(refused, code+":") && !strings.Contains(refused, `"`+code+`":`) {
+			t.Errorf("live.js has no words for the refusal %q", code)
+		}
+	}
+
+	// The hooks live.js calls exist.
+	app := readStatic(t, "app.js")
+	exported, _, ok := strings.Cut(app[strings.Index(app, "window.LinkGate = Object.freeze({"):], "});")
+	if !ok {
+		t.Fatal("app.js does not hand out window.LinkGate")
+	}
+	for _, m := range regexp.MustCompile(`\bLG\.([a-zA-Z]+)`).FindAllStringSubmatch(js, -1) {
+		if !regexp.MustCompile(`\b` + m[1] + `\b`).MatchString(exported) {
+			t.Errorf("live.js uses LinkGate.%s, which app.js does not hand out", m[1])
+		}
+	}
+	// The icons it uses are in the sprite; the refusal it shows has words.
+	sprite := string(LinkPage("device"))
+	for _, m := range regexp.MustCompile(`icon\("([a-z-]+)"\)`).FindAllStringSubmatch(js, -1) {
+		if !strings.Contains(sprite, `id="i-`+m[1]+`"`) {
+			t.Errorf("live.js uses icon %q, which is not in the sprite", m[1])
+		}
+	}
+	for _, m := range regexp.MustCompile(`LG\.refuse\("([a-z-]+)"`).FindAllStringSubmatch(js, -1) {
+		if !strings.Contains(app, `"`+m[1]+`": {`) && !strings.Contains(app, "\n    "+m[1]+": {") {
+			t.Errorf("live.js shows refusal %q, which app.js has no words for", m[1])
+		}
+	}
+}
+
+// liveRetries are the closing reasons live.js handles by reconnecting (its
+// default case).
+var liveRetries = []string{"server-shutdown", "too-slow", "unavailable"}

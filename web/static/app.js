@@ -11,15 +11,22 @@
  * style attribute is written (a colour swatch uses the CSSOM, which the CSP
  * allows).
  *
- * Hooks for the live layer (WebSocket), on window.LinkGate:
+ * Hooks for the live layer (WebSocket, live.js), on window.LinkGate:
  *   state                  link, device, session, props ("node/prop" -> entry), live
  *   setValue(path, value)  show a property's current value
- *   setLive(on, note)      enable (or disable, with a note) the controls
+ *   setLive(on, note, mode)  enable (or disable, with a note) the controls;
+ *                          mode "offline" shows the note as a device-offline banner
  *   onSet(fn)              fn(path, value, entry) runs when the user changes a control
- *   connectionLost(retry)  show the connection-lost screen; retry() runs with backoff
+ *   render(view)           re-render the app screen from {link, device, state}
+ *                          (an owner's edit), keeping values and the live status
+ *   session()              POST a new session without rendering: a promise of
+ *                          {ok: true, view} or {ok: false, code, opts}
+ *   connectionLost(retry, delay)  show the connection-lost screen; retry() runs
+ *                          after delay ms (default: backoff)
  *   showApp()              bring the app screen back (after a reconnect)
  *   refuse(code, opts)     show a refusal screen ("expired", "disabled", ...)
  *   reopen()               show the loading screen and open a new session
+ *   screen()               the name of the screen on show ("app", "loading", a code)
  * and on document the events "linkgate:ready" (the app screen is up, detail is
  * state) and "linkgate:closed" (the app screen went away, detail.screen says
  * for what).
@@ -274,6 +281,13 @@
       icon: "wifi-off",
       tone: "warn",
     },
+    // Only live.js shows this one (a WebSocket closing), so web.go has no page for it.
+    "too-many-sessions": {
+      title: "This link is busy",
+      message: "It is open in as many places as its owner allows. Close it elsewhere, or wait: this page tries again by itself.",
+      icon: "users",
+      tone: "warn",
+    },
   };
   const GENERIC = {
     title: "This link can't be opened",
@@ -283,7 +297,7 @@
   };
 
   // Codes worth retrying by themselves, with backoff.
-  const RETRYABLE = new Set(["rate-limited", "unavailable", "connection-lost"]);
+  const RETRYABLE = new Set(["rate-limited", "unavailable", "connection-lost", "too-many-sessions"]);
 
   function codeForStatus(status) {
     if (status === 404) return "not-found";
@@ -398,9 +412,10 @@
     }
   }
 
-  /** Shows the connection-lost screen; retry() (default: open the session again) runs with backoff. */
-  function connectionLost(retry) {
-    refuse("connection-lost", { retry });
+  /** Shows the connection-lost screen; retry() (default: open the session
+   * again) runs after delay ms (default: backoff). */
+  function connectionLost(retry, delay) {
+    refuse("connection-lost", { retry, retryAfter: delay });
   }
 
   // ---------- Session ----------
@@ -415,7 +430,9 @@
     camera: null, // {player, status}: where the live layer puts the picture
     attempt: 0, // failed attempts in a row, for backoff
   };
-  const ui = { appView: null, liveNote: null, liveText: null, pill: null };
+  const ui = { appView: null, liveNote: null, liveText: null, liveIcon: null, pill: null };
+  // What setLive was last told; kept across re-renders.
+  let liveStatus = { on: false, note: "", mode: "" };
   const setHandlers = new Set();
 
   /** The token from /l/{token}: base64url, nothing that could change the path. */
@@ -424,14 +441,19 @@
     return m ? m[1] : null;
   }
 
-  let opening = false;
+  /** The session answer as {link, device, session}: the server sends the
+   * link's public view at the top level, with device and session in it. */
+  function sessionView(body) {
+    if (body.link) return body;
+    const { device, session, ...link } = body;
+    return { link, device, session };
+  }
 
-  /** POST /l/{token}/session and render what comes back. Quiet keeps the
-   * current screen up while asking (retries), instead of showing loading. */
-  async function openSession({ quiet = true } = {}) {
-    if (opening) return;
-    opening = true;
-    if (!quiet) showLoading();
+  /** POST /l/{token}/session (which sets the session cookie) without
+   * rendering anything: {ok: true, view} or {ok: false, code, opts}, where
+   * code is "connection-lost" when the server could not be reached and opts
+   * is what refuse() takes. */
+  async function requestSession() {
     let res;
     let body = null;
     try {
@@ -444,23 +466,37 @@
       noteServerClock(res);
       body = await res.json().catch(() => null);
     } catch (e) {
-      opening = false;
-      connectionLost();
-      return;
+      return { ok: false, code: "connection-lost", opts: {} };
     }
-    opening = false;
-    if (res.ok && body && body.link) {
-      state.attempt = 0;
-      forgetReloads();
-      renderApp(body);
-      return;
+    if (res.ok && body && typeof body === "object" && (body.link || body.kind)) {
+      return { ok: true, view: sessionView(body) };
     }
     const err = (body && body.error) || {};
-    refuse(err.code || codeForStatus(res.status), {
-      message: err.message,
-      opensAt: err.opensAt,
-      retryAfter: retryAfterMs(res),
-    });
+    return {
+      ok: false,
+      code: err.code || codeForStatus(res.status),
+      opts: { message: err.message, opensAt: err.opensAt, retryAfter: retryAfterMs(res) },
+    };
+  }
+
+  let opening = false;
+
+  /** POST /l/{token}/session and render what comes back. Quiet keeps the
+   * current screen up while asking (retries), instead of showing loading. */
+  async function openSession({ quiet = true } = {}) {
+    if (opening) return;
+    opening = true;
+    if (!quiet) showLoading();
+    const r = await requestSession();
+    opening = false;
+    if (r.ok) {
+      state.attempt = 0;
+      forgetReloads();
+      renderApp(r.view);
+      return;
+    }
+    if (r.code === "connection-lost") connectionLost();
+    else refuse(r.code, r.opts);
   }
 
   // ---------- The app screen ----------
@@ -493,16 +529,22 @@
     return null;
   }
 
-  function renderApp(data) {
+  /** Renders the app screen for data ({link, device, session}). A fresh
+   * render (a new session) starts disconnected and tells the live layer
+   * (linkgate:ready); a re-render (render(), an owner's edit) keeps the
+   * live status and tells no one. */
+  function renderApp(data, { rerender = false } = {}) {
     const link = data.link;
     const device = data.device || {};
     Object.assign(state, { link, device, session: data.session || {}, props: new Map(), live: false, camera: null });
+    if (!rerender) liveStatus = { on: false, note: "", mode: "" };
     const kind = link.kind === "camera" ? "camera" : "device";
     const title = link.name || (kind === "camera" ? "Shared camera" : "Shared device");
 
     ui.pill = h("span", { class: "pill" }, "Connecting…");
     ui.liveText = h("span", {}, "Live control connects in a moment");
-    ui.liveNote = kind === "device" ? h("p", { class: "live-note" }, spinner(), ui.liveText) : null;
+    ui.liveIcon = h("span", { class: "live-note-icon" }, spinner());
+    ui.liveNote = kind === "device" ? h("p", { class: "live-note" }, ui.liveIcon, ui.liveText) : null;
 
     const deadline = closingTime(link);
     const timeLeft = deadline ? timeLeftCard(link, deadline) : null;
@@ -532,8 +574,36 @@
       footnote("Shared with you through linkgate. Please don't pass this link on.")
     );
     ui.appView = { el, title, start: () => timeLeft && timeLeft.start() };
+    applyLive();
+    if (rerender && current !== "app") return; // shown when the app comes back
     showApp();
-    document.dispatchEvent(new CustomEvent("linkgate:ready", { detail: state }));
+    if (!rerender) document.dispatchEvent(new CustomEvent("linkgate:ready", { detail: state }));
+  }
+
+  /** Re-renders the app screen from a new view of the link, {link, device,
+   * state} (state: "node/prop" -> value, optional), as the live layer gets
+   * it after an owner's edit: controls and readings may appear or go, the
+   * time left may change. Values already shown are kept where the view has
+   * none, the live status is kept, and focus stays on the same control when
+   * it is still there. */
+  function render(view) {
+    if (!view || !view.link || !state.link) return;
+    const values = new Map();
+    for (const [path, entry] of state.props) values.set(path, entry.value);
+    const active = document.activeElement;
+    const focused = active && active.closest && app.contains(active) ? active.closest("[data-path]") : null;
+    const focusPath = focused ? focused.dataset.path : null;
+
+    renderApp({ link: view.link, device: view.device || state.device, session: state.session }, { rerender: true });
+    const fresh = view.state || {};
+    for (const path of state.props.keys()) {
+      if (Object.prototype.hasOwnProperty.call(fresh, path)) setValue(path, fresh[path]);
+      else if (values.get(path) !== undefined) setValue(path, values.get(path));
+    }
+    applyLive();
+    const entry = focusPath && state.props.get(focusPath);
+    const control = entry && entry.view.el.querySelector("input, select, button");
+    if (control) control.focus();
   }
 
   /** Shows the app screen rendered last (e.g. again after a reconnect). */
@@ -607,8 +677,8 @@
         const path = `${node.id}/${prop.id}`;
         if (!control.has(path) && !view.has(path)) continue;
         const entry = { path, node, prop, settable: Boolean(prop.settable) && control.has(path), value: undefined, view: null };
-        const render = entry.settable ? RENDERERS[prop.datatype] || renderText : renderReadOnly;
-        entry.view = render(entry);
+        const make = entry.settable ? RENDERERS[prop.datatype] || renderText : renderReadOnly;
+        entry.view = make(entry);
         entry.view.el.dataset.path = path;
         state.props.set(path, entry);
         cards.push(entry.view.el);
@@ -963,21 +1033,41 @@
     return true;
   }
 
-  /** Enables the permitted controls (on) or disables them with a note. */
-  function setLive(on, note) {
-    const was = state.live;
-    state.live = Boolean(on);
+  /** Enables the permitted controls (on) or disables them with a note.
+   * With mode "offline" the note is a device-offline banner. */
+  function setLive(on, note, mode) {
+    const was = liveStatus;
+    liveStatus = { on: Boolean(on), note: on ? "" : note || "", mode: on ? "" : mode || "" };
+    applyLive();
+    if (current !== "app" || (was.on === liveStatus.on && was.mode === liveStatus.mode && was.note === liveStatus.note)) return;
+    if (liveStatus.on) announce(was.mode === "offline" ? "The device is back online" : "Connected");
+    else announce(liveStatus.note || "Connecting");
+  }
+
+  /** Shows liveStatus: controls, the note above them, the pill, the player. */
+  function applyLive() {
+    state.live = liveStatus.on;
+    const offline = liveStatus.mode === "offline";
     for (const entry of state.props.values()) entry.view.enable(state.live && entry.settable);
     if (ui.liveNote) {
       ui.liveNote.hidden = state.live;
-      ui.liveText.textContent = note || "Live control connects in a moment";
+      ui.liveNote.classList.toggle("offline", offline);
+      ui.liveText.textContent = liveStatus.note || "Live control connects in a moment";
+      ui.liveIcon.replaceChildren(offline ? icon("device-off") : spinner());
     }
-    if (ui.pill) ui.pill.textContent = state.live ? "Live" : "Connecting…";
+    if (ui.pill) {
+      ui.pill.textContent = state.live ? "Live" : offline ? "Offline" : "Connecting…";
+      ui.pill.classList.toggle("live", state.live);
+      ui.pill.classList.toggle("offline", offline);
+    }
+    if (ui.appView) {
+      ui.appView.el.dataset.live = state.live ? "on" : offline ? "offline" : "connecting";
+      ui.appView.el.classList.toggle("offline", offline);
+    }
     if (state.camera) {
       state.camera.player.classList.toggle("live", state.live);
       state.camera.status.hidden = state.live;
     }
-    if (state.live !== was && current === "app") announce(state.live ? "Connected" : note || "Connecting");
   }
 
   function onSet(fn) {
@@ -1033,7 +1123,20 @@
   // ---------- Start ----------
 
   const reopen = () => openSession({ quiet: false });
-  window.LinkGate = Object.freeze({ state, setValue, setLive, onSet, connectionLost, showApp, refuse, reopen });
+  const screen = () => current;
+  window.LinkGate = Object.freeze({
+    state,
+    setValue,
+    setLive,
+    onSet,
+    render,
+    session: requestSession,
+    connectionLost,
+    showApp,
+    refuse,
+    reopen,
+    screen,
+  });
 
   if (!app) return;
   if (document.body.dataset.page === "error") {
