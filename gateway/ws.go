@@ -23,8 +23,11 @@ type WSConfig struct {
 	// MaxFrame is the largest frame a page may send; a larger one closes the
 	// socket (1009). It defaults to 4 KiB.
 	MaxFrame int64
-	// SendQueue is how many messages may wait for a slow page; past it the
-	// page is dropped (closing "too-slow"). It defaults to 256.
+	// SendQueue is how many messages may wait for a page. Past it, state
+	// changes are coalesced (the page gets each property's latest value, not
+	// every value); other messages overflowing it drop the page (closing
+	// "too-slow"), as does a write that stalls past WriteTimeout. It
+	// defaults to 256.
 	SendQueue int
 	// PingInterval defaults to 20 s; a page that answers no ping for
 	// 2.5 intervals is gone.
@@ -156,11 +159,13 @@ type wsSession struct {
 	close  chan string // a reason; the writer sends the closing message
 	done   chan struct{}
 
-	mu        sync.Mutex // guards link, device, hello, pending, timer
+	mu        sync.Mutex // guards link, hello, pending, latest, timer
 	link      *tokens.Link
-	device    string
-	hello     bool     // the hello is queued; changes may follow it
-	pending   [][]byte // changes that came before the hello
+	device    string            // the link's device when the session opened; fixed
+	hello     bool              // the hello is queued; changes may follow it
+	pending   [][]byte          // changes that came before the hello
+	latest    map[string][]byte // coalesced state messages by property, while the queue is full
+	coalesced chan struct{}     // signals the writer that latest has entries
 	timer     *time.Timer
 	closeOnce sync.Once
 }
@@ -173,6 +178,7 @@ func (s *Server) runSession(conn wsConn, l *tokens.Link, sessionID string) {
 	ws := &wsSession{
 		srv: s, conn: conn, id: sessionID, linkID: l.ID, link: l, device: l.Device,
 		out: make(chan []byte, s.cfg.WS.SendQueue), close: make(chan string, 1), done: make(chan struct{}),
+		latest: make(map[string][]byte), coalesced: make(chan struct{}, 1),
 	}
 	writerDone := make(chan struct{})
 	go func() { defer close(writerDone); ws.writeLoop() }()
@@ -287,6 +293,29 @@ func (ws *wsSession) writeLoop() {
 				_ = ws.conn.Close()
 				return
 			}
+		case <-ws.coalesced:
+			// Queued messages are older than the coalesced ones: they go first.
+			for drained := false; !drained; {
+				select {
+				case b := <-ws.out:
+					if err := write(websocket.TextMessage, b); err != nil {
+						_ = ws.conn.Close()
+						return
+					}
+				default:
+					drained = true
+				}
+			}
+			ws.mu.Lock()
+			latest := ws.latest
+			ws.latest = make(map[string][]byte)
+			ws.mu.Unlock()
+			for _, b := range latest {
+				if err := write(websocket.TextMessage, b); err != nil {
+					_ = ws.conn.Close()
+					return
+				}
+			}
 		case reason := <-ws.close:
 			msg, code := emulator.Closing(reason)
 			_ = write(websocket.TextMessage, msg)
@@ -332,7 +361,7 @@ func (ws *wsSession) sendHello(link any, state map[string]json.RawMessage, onlin
 }
 
 // deliver is the hub's callback: it runs on the hub's goroutine and never
-// blocks.
+// blocks. A page that cannot keep up gets each property's latest value.
 func (ws *wsSession) deliver(c emulator.Change) {
 	var b []byte
 	if c.Property == "$state" {
@@ -351,7 +380,20 @@ func (ws *wsSession) deliver(c emulator.Change) {
 		ws.pending = append(ws.pending, b)
 		return
 	}
-	ws.send(b)
+	// Once a property is coalescing, its later values coalesce too, so that
+	// an older value never overtakes a newer one.
+	if _, coalescing := ws.latest[c.Property]; !coalescing {
+		select {
+		case ws.out <- b:
+			return
+		default:
+		}
+	}
+	ws.latest[c.Property] = b
+	select {
+	case ws.coalesced <- struct{}{}:
+	default:
+	}
 }
 
 // armTimer closes the session when its link next closes by itself.

@@ -502,3 +502,52 @@ func TestWSTwoInstances(t *testing.T) {
 		t.Errorf("page on B: %q %d", reason, code)
 	}
 }
+
+// TestWSSlowReader: a page that stops reading is dropped; the device and a
+// page that keeps up are not held back (it may get coalesced values, but
+// always the latest).
+func TestWSSlowReader(t *testing.T) {
+	t.Parallel()
+	e := newWSEnv(t, func(c *gateway.Config) {
+		c.WS.WriteTimeout = 500 * time.Millisecond
+		c.WS.PingInterval = 200 * time.Millisecond // a page that stops reading stops answering pings
+	})
+	d := e.owner.device(t, map[string]any{"name": "Ticker", "type": "display", "nodes": []any{map[string]any{
+		"id": "text", "name": "Text", "properties": []any{map[string]any{"id": "line", "name": "Line", "datatype": "string"}},
+	}}})
+	l := e.owner.link(t, map[string]any{"device": d.ID, "permissions": map[string]any{"view": []string{"text/line"}}})
+	e.hello(t, e.in, l.Token) // a page that never reads again
+	fast, _ := e.hello(t, e.in, l.Token)
+	var last string
+	go func() {
+		// The device floods changes: far more than socket buffers hold.
+		bus := emulator.NewBus(e.rdb)
+		line := strings.Repeat("x", 240)
+		for i := range 40 {
+			batch := make([]emulator.Change, 500)
+			for j := range batch {
+				v, _ := json.Marshal(fmt.Sprintf("%s %05d", line, i*500+j))
+				batch[j] = emulator.Change{Property: "text/line", Value: v, TS: time.Now()}
+			}
+			if err := bus.Publish(context.Background(), d.ID, batch...); err != nil {
+				return
+			}
+		}
+	}()
+	last = fmt.Sprintf("%s %05d", strings.Repeat("x", 240), 40*500-1)
+	fast.await("the last change on the page that keeps up", func(m map[string]any) bool {
+		return m["type"] == "state" && m["value"] == last
+	})
+	go func() { // the page that keeps up goes on reading, and so answers pings
+		for {
+			if _, err := fast.next(time.Minute); err != nil {
+				return
+			}
+		}
+	}()
+	eventually(t, 10*time.Second, "the slow page is dropped", func() bool { return e.in.LiveSessions() == 1 })
+	time.Sleep(time.Second) // several ping intervals: the page that reads stays
+	if n := e.in.LiveSessions(); n != 1 {
+		t.Errorf("%d sessions open, want the one that reads", n)
+	}
+}
