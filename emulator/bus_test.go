@@ -514,8 +514,55 @@ func TestServeLease(t *testing.T) {
 // TestCluster runs the bus and a fleet on one Redis Cluster.
 func TestCluster(t *testing.T) {
 	cc := redistest.StartCluster(t).Client(t)
+	waitClusterBus(t, cc)
 	t.Run("bus", func(t *testing.T) { testBusCluster(t, cc) })
 	t.Run("fleet", func(t *testing.T) { testFleetCluster(t, cc) })
+}
+
+// waitClusterBus waits until a PUBLISH on any master reaches a subscriber
+// on every master. A young cluster, on a busy machine, may still drop the
+// messages its nodes forward to each other.
+func waitClusterBus(t *testing.T, cc *redis.ClusterClient) {
+	t.Helper()
+	ctx := t.Context()
+	var mu sync.Mutex
+	var masters []*redis.Client
+	if err := cc.ForEachMaster(ctx, func(_ context.Context, c *redis.Client) error {
+		mu.Lock()
+		defer mu.Unlock()
+		masters = append(masters, c)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	subs := make([]*redis.PubSub, len(masters))
+	for i, c := range masters {
+		subs[i] = c.Subscribe(ctx, "probe")
+		defer subs[i].Close()
+		if _, err := subs[i].Receive(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "the cluster bus", func() bool {
+		for i, c := range masters {
+			if err := c.Publish(ctx, "probe", i).Err(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, sub := range subs {
+			seen := make(map[string]bool)
+			for len(seen) < len(masters) {
+				m, err := sub.ReceiveTimeout(ctx, 100*time.Millisecond)
+				if err != nil {
+					return false // a lost probe: try again
+				}
+				if m, ok := m.(*redis.Message); ok {
+					seen[m.Payload] = true
+				}
+			}
+		}
+		return true
+	})
 }
 
 // testBusCluster checks that a device's keys share a slot, and that the

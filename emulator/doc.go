@@ -4,9 +4,16 @@
 // values a recipient sends, filters a description down to what a link may
 // see, and keeps device records in Redis, scoped to their owner.
 //
-// Simulated devices, the device bus over Redis and recipient sessions
-// (permission filtering and command routing) come later and build on this
-// model.
+// On this model stand:
+//   - the device bus (Bus): commands to devices, state from them and their
+//     last known state, over Redis, shaped so that a bridge for real devices
+//     (MQTT/Homie) maps one to one; the Bus type documents its keys and
+//     messages;
+//   - simulated devices (Sim, one goroutine owning each device's state) and
+//     the Fleet that runs them for every device in the store;
+//   - the per-instance Hub that fans device changes out to open pages;
+//   - Session: what one open page may see and do, with the WebSocket
+//     protocol's messages and close codes.
 //
 // Of linkgate's packages, this one imports only tokens.
 package emulator

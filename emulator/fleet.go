@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -27,7 +28,8 @@ type FleetOptions struct {
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 	// Sim configures each device. If Sim.Rand is set, each Sim gets its
-	// own source seeded from it, so a fleet is deterministic too.
+	// own source seeded from it, so a fleet is deterministic too. Sims log
+	// to Logger; Sim.Logger is ignored.
 	Sim SimOptions
 }
 
@@ -44,7 +46,9 @@ const (
 // of one owner: it starts Sims for new devices, stops those of deleted
 // ones, restarts a Sim whose device's description changed (its Version),
 // and restarts one that ended with an error. Cameras without nodes have
-// nothing to simulate and are skipped.
+// nothing to simulate and are skipped. Two fleets over the same devices do
+// not fight: each device is served by one, and the other's Sim waits as a
+// hot standby (see Bus.Serve).
 type Fleet struct {
 	bus      *Bus
 	store    *Store
@@ -52,6 +56,7 @@ type Fleet struct {
 	log      *slog.Logger
 	counters *simCounters
 	corrupt  map[string]bool // ids of corrupt records, logged once; owned by Run's goroutine
+	started  atomic.Bool
 
 	mu      sync.Mutex // guards running, the ids Run's goroutine keeps Sims for
 	running []string
@@ -94,9 +99,13 @@ func (f *Fleet) Running() []string {
 func (f *Fleet) Stats() SimStats { return f.counters.stats() }
 
 // Run runs the fleet until ctx ends, then stops every Sim, taking its
-// device offline, and returns nil. A failed discovery is logged and
-// retried at the next rescan; the running Sims go on meanwhile.
+// device offline, and returns nil. It may be called once. A failed
+// discovery is logged and retried at the next rescan; the running Sims go
+// on meanwhile.
 func (f *Fleet) Run(ctx context.Context) error {
+	if f.started.Swap(true) {
+		return errors.New("emulator: Fleet.Run called twice")
+	}
 	sims := make(map[string]*fleetSim)
 	defer func() {
 		f.stop(sims, slices.Collect(maps.Keys(sims)))

@@ -64,6 +64,12 @@ func (h *Hub) Run(ctx context.Context) error {
 			if !ok {
 				return nil
 			}
+			if c.Property == PropertyResync {
+				// The bus dropped changes for this device: send its state
+				// as it is now, so every page ends on the latest values.
+				h.resync(ctx, c.Device)
+				continue
+			}
 			h.dispatch(c)
 		case <-alive.C:
 			h.checkAlive(ctx)
@@ -78,7 +84,7 @@ func (h *Hub) dispatch(c Change) {
 		h.mu.Unlock()
 		return
 	}
-	if c.Property == "$state" {
+	if c.Property == PropertyState {
 		var st string
 		_ = json.Unmarshal(c.Value, &st)
 		wd.online = st == StateReady
@@ -91,6 +97,27 @@ func (h *Hub) dispatch(c Change) {
 	for _, s := range subs {
 		s.deliver(c)
 	}
+}
+
+// resync delivers a device's whole current state as changes.
+func (h *Hub) resync(ctx context.Context, device string) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	state, online, err := h.bus.Snapshot(ctx, device)
+	if err != nil {
+		h.log.Warn("resync failed", "device", device, "err", err)
+		return
+	}
+	now := time.Now()
+	for prop, v := range state {
+		h.dispatch(Change{Device: device, Property: prop, Value: v, TS: now})
+	}
+	st := StateLost
+	if online {
+		st = StateReady
+	}
+	v, _ := json.Marshal(st)
+	h.dispatch(Change{Device: device, Property: PropertyState, Value: v, TS: now})
 }
 
 // checkAlive turns devices whose alive key expired into lost ones.

@@ -136,6 +136,7 @@ type Server struct {
 	live      *liveSessions
 	wsWG      sync.WaitGroup // open device sessions
 	unhealthy atomic.Int64   // unix ns since the feed is unhealthy; 0 = healthy
+	stopping  atomic.Bool    // shutting down: no new device sessions
 }
 
 // New builds a gateway on rdb.
@@ -244,9 +245,20 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, shutdownTimeout tim
 		if shutdownTimeout <= 0 {
 			shutdownTimeout = 10 * time.Second
 		}
+		// New sockets are refused first, so that pages told to go do not
+		// reconnect to this instance while it stops.
+		s.stopping.Store(true)
 		s.closeSessions(emulator.ReasonServerShutdown, shutdownTimeout)
-		err = s.app.ShutdownWithTimeout(shutdownTimeout)
+		// Connections still busy when the grace period ends (a browser's
+		// speculative connection that never sent a request, say) are not a
+		// failure of the shutdown: they are cut, and said so.
+		if err := s.app.ShutdownWithTimeout(shutdownTimeout); errors.Is(err, context.DeadlineExceeded) {
+			s.log.Warn("connections still open when the shutdown grace period ended", "grace", shutdownTimeout)
+		} else if err != nil {
+			s.log.Error("shutdown", "err", err)
+		}
 		<-errc
+		err = nil
 	}
 	wg.Wait()
 	return err

@@ -111,6 +111,9 @@ func (s *Server) wsAuth(c *fiber.Ctx) error {
 	if !fiberws.IsWebSocketUpgrade(c) {
 		return fiber.ErrUpgradeRequired
 	}
+	if s.stopping.Load() {
+		return tokens.ErrUnavailable
+	}
 	if !s.origins[c.Get(fiber.HeaderOrigin)] {
 		return errForbiddenOrig
 	}

@@ -11,7 +11,11 @@
 // bytes for every link of a kind and is rendered once, at init. Its script,
 // /static/app.js, reads the token from the address, opens a session with
 // POST /l/{token}/session and renders the JSON answer: the link's controls
-// and readings, a camera's player, or a refusal screen.
+// and readings, a camera's player, or a refusal screen. /static/live.js then
+// opens the link's WebSocket (/l/{token}/ws): it fills in the values, sends
+// the recipient's commands with per-command feedback, follows the owner's
+// changes, shows offline and closing screens, and reconnects with backoff
+// (on the same session while it lasts, so blips do not count as uses).
 //
 // The refusal pages (RenderError) are rendered on the server, so they work
 // without JavaScript; when it runs, app.js turns the opening time into local

@@ -479,6 +479,7 @@
     ws: null,
     epoch: 0, // bumped whenever the socket is let go: late events of an old one check it
     hello: false,
+    worked: false, // the session cookie opened the last socket (a hello came)
     failures: 0, // connections in a row that did not last; for backoff
     busy: 0, // "too many sessions" in a row
     helloTimer: 0,
@@ -576,6 +577,7 @@
   function onHello(m) {
     clearTimeout(conn.helloTimer);
     conn.hello = true;
+    conn.worked = true;
     conn.stableTimer = setTimeout(() => {
       conn.failures = 0;
       conn.busy = 0;
@@ -683,13 +685,29 @@
     });
   }
 
-  /** A new session, then a new socket. The app screen comes back with the hello. */
+  /** Whether the session cookie may open the socket again: it worked last
+   * time and has time left. Reusing it keeps network blips from counting as
+   * uses of a link with a maximum. */
+  function sessionReusable() {
+    const s = LG.state.session;
+    const expires = s && Date.parse(s.expiresAt);
+    return conn.worked && expires && expires - Date.now() > 10000;
+  }
+
+  /** A new socket, on the same session while it lasts, otherwise on a new
+   * one. The app screen comes back with the hello. */
   async function reconnect() {
     teardown();
     const epoch = conn.epoch;
+    if (sessionReusable()) {
+      conn.worked = false; // until this socket's hello proves the session still good
+      connect();
+      return;
+    }
     const r = await LG.session();
     if (epoch !== conn.epoch) return; // something else took over meanwhile
     if (r.ok) {
+      LG.state.session = r.view.session;
       connect();
       return;
     }
