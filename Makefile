@@ -6,13 +6,16 @@
 
 GO       ?= go
 # command=package pairs the tests need on PATH.
-SYSDEPS  := redis-server=redis-server chromium=chromium
+SYSDEPS  := redis-server=redis-server chromium=chromium ffmpeg=ffmpeg
 TIMEOUT  ?= 60m
 
 .PHONY: test deps vet bench fuzz run
 
+# Packages run one at a time (-p 1): the browser and media tests measure
+# playback and latency, which two busy cores shared with other packages'
+# tests would distort. Tests inside a package still run in parallel.
 test: deps vet
-	$(GO) test -race -count=1 -timeout $(TIMEOUT) ./...
+	$(GO) test -race -count=1 -p 1 -timeout $(TIMEOUT) ./...
 
 deps:
 	@missing=""; \

@@ -250,6 +250,9 @@ const (
 	ReasonTooManySessions = "too-many-sessions"
 	ReasonTooSlow         = "too-slow"
 	ReasonUnavailable     = "unavailable"
+	// ReasonLevelRevoked closes a camera stream whose link no longer has
+	// the level it plays.
+	ReasonLevelRevoked = "level-revoked"
 )
 
 // CloseCodes maps each reason to its close code.
@@ -264,6 +267,7 @@ var CloseCodes = map[string]int{
 	ReasonTooSlow:         4008,
 	ReasonUnavailable:     4009,
 	ReasonNotYetActive:    4010,
+	ReasonLevelRevoked:    4011,
 }
 
 // Closing returns the closing message for reason and its close code.

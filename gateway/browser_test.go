@@ -37,7 +37,8 @@ const chromiumPath = "/usr/bin/chromium"
 // <repo>/artifacts/screenshots).
 func TestBrowser(t *testing.T) {
 	needChromium(t)
-	t.Parallel()
+	// Not parallel: a browser playing video wants the machine's cores to
+	// itself, or the test measures the machine instead of linkgate.
 	shots := artifactsDir(t)
 
 	e := newWSEnv(t) // the plug and its link: controls switch/on, sees meter/power
@@ -148,7 +149,8 @@ func TestBrowser(t *testing.T) {
 // comes back by itself.
 func TestBrowserReconnect(t *testing.T) {
 	needChromium(t)
-	t.Parallel()
+	// Not parallel: a browser playing video wants the machine's cores to
+	// itself, or the test measures the machine instead of linkgate.
 	shots := artifactsDir(t)
 	rdb := redistest.Start(t).Client(t)
 	ring := testRing(t)

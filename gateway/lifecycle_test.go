@@ -270,6 +270,14 @@ func testLifecycle(t *testing.T, rdb redis.UniversalClient) {
 			t.Fatalf("paging order: got %v, want newest first of %v", seen, made)
 		}
 	}
+	// The operator's view: opens counted by outcome, the cache and the feed.
+	m := want(t, call(t, "GET", in.url+"/metrics", "", nil), http.StatusOK)
+	for _, metric := range []string{`linkgate_link_opens_total{outcome="ok"}`, `linkgate_link_opens_total{outcome="not-found"}`,
+		"linkgate_link_cache_hits_total", "linkgate_feed_healthy 1", `linkgate_sessions_total{outcome="used-up"}`} {
+		if !strings.Contains(string(m.body), metric) {
+			t.Errorf("/metrics lacks %s", metric)
+		}
+	}
 	wantError(t, alice.do(t, "GET", "/links?cursor=%21%21", nil), http.StatusBadRequest, "invalid-field")
 	wantError(t, alice.do(t, "GET", "/links?limit=0", nil), http.StatusBadRequest, "invalid-field")
 	wantError(t, alice.do(t, "GET", "/links?limit=abc", nil), http.StatusBadRequest, "invalid-field")

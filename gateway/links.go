@@ -63,7 +63,7 @@ func (s *Server) refuseOpen(c *fiber.Ctx, err error) error {
 	if pe.status != fiber.StatusServiceUnavailable && !s.failedOpens.allow(c.IP(), s.cfg.Now()) {
 		pe = toPublic(errRateLimited)
 	}
-	s.metrics.opens.WithLabelValues(pe.code).Inc()
+	s.metrics.openRefused(pe.code)
 	return pe
 }
 

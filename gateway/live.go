@@ -10,42 +10,52 @@ import (
 	"github.com/linkgate/linkgate/tokens"
 )
 
-// liveSessions are the open device pages of this instance, by link, so that
-// owner changes arriving on the feed reach them.
+// liveSession is an open socket of a link: a device page or a camera
+// viewer. Owner changes arriving on the feed reach it through apply.
+type liveSession interface {
+	linkKey() tokens.LinkID
+	deviceKey() string
+	// apply brings the session in line with its link's record (or the
+	// error reading it): it closes the session or pushes the change.
+	apply(ctx context.Context, l *tokens.Link, err error, deviceChanged bool)
+	shut(reason string)
+}
+
+// liveSessions are the open sockets of this instance, by link.
 type liveSessions struct {
 	mu     sync.Mutex // guards byLink
-	byLink map[tokens.LinkID]map[*wsSession]struct{}
+	byLink map[tokens.LinkID]map[liveSession]struct{}
 }
 
 func newLiveSessions() *liveSessions {
-	return &liveSessions{byLink: make(map[tokens.LinkID]map[*wsSession]struct{})}
+	return &liveSessions{byLink: make(map[tokens.LinkID]map[liveSession]struct{})}
 }
 
-func (r *liveSessions) add(ws *wsSession) {
+func (r *liveSessions) add(ls liveSession) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	id := ws.linkID
+	id := ls.linkKey()
 	if r.byLink[id] == nil {
-		r.byLink[id] = make(map[*wsSession]struct{})
+		r.byLink[id] = make(map[liveSession]struct{})
 	}
-	r.byLink[id][ws] = struct{}{}
+	r.byLink[id][ls] = struct{}{}
 }
 
-func (r *liveSessions) remove(ws *wsSession) {
+func (r *liveSessions) remove(ls liveSession) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	id := ws.linkID
-	delete(r.byLink[id], ws)
+	id := ls.linkKey()
+	delete(r.byLink[id], ls)
 	if len(r.byLink[id]) == 0 {
 		delete(r.byLink, id)
 	}
 }
 
 // of returns the sessions of one link, or of every link when id is nil.
-func (r *liveSessions) of(id *tokens.LinkID) []*wsSession {
+func (r *liveSessions) of(id *tokens.LinkID) []liveSession {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	var out []*wsSession
+	var out []liveSession
 	for lid, set := range r.byLink {
 		if id != nil && lid != *id {
 			continue
@@ -106,8 +116,8 @@ func (s *Server) relink(id tokens.LinkID) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	l, err := s.cache.Get(ctx, id)
-	for _, ws := range s.live.of(&id) {
-		ws.apply(ctx, l, err, false)
+	for _, ls := range s.live.of(&id) {
+		ls.apply(ctx, l, err, false)
 	}
 }
 
@@ -115,15 +125,45 @@ func (s *Server) relink(id tokens.LinkID) {
 func (s *Server) refreshDevice(device string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	for _, ws := range s.live.of(nil) {
-		if ws.device == device {
-			l, err := s.cache.Get(ctx, ws.linkID)
-			ws.apply(ctx, l, err, true)
+	for _, ls := range s.live.of(nil) {
+		if ls.deviceKey() == device {
+			l, err := s.cache.Get(ctx, ls.linkKey())
+			ls.apply(ctx, l, err, true)
 		}
 	}
 }
 
-// apply brings a session in line with its link's record: it closes the
+func (ws *wsSession) linkKey() tokens.LinkID { return ws.linkID }
+func (ws *wsSession) deviceKey() string      { return ws.device }
+
+// closeReason says whether a link's new record ends a session that opened
+// on old for device: the closing reason, or "" when the session goes on.
+func closeReason(old, l *tokens.Link, device string, now time.Time) string {
+	switch err := l.Check(now); {
+	case l.Generation != old.Generation:
+		return emulator.ReasonDeleted
+	case l.Device != device:
+		return emulator.ReasonDeviceChanged
+	case err != nil && !errors.Is(err, tokens.ErrUsedUp): // uses count at the start only
+		return reasonFor(err)
+	}
+	return ""
+}
+
+// swapLink stores l as the session's link unless it is stale; it returns
+// the link it replaces, or nil when l brings nothing new.
+func swapLink(mu *sync.Mutex, cur **tokens.Link, l *tokens.Link, deviceChanged bool) *tokens.Link {
+	mu.Lock()
+	defer mu.Unlock()
+	if l.Version < (*cur).Version || (l.Version == (*cur).Version && !deviceChanged) {
+		return nil // stale, or nothing new
+	}
+	old := *cur
+	*cur = l
+	return old
+}
+
+// apply brings a device page in line with its link's record: it closes the
 // session if the link may no longer be used, or pushes the new permissions.
 func (ws *wsSession) apply(ctx context.Context, l *tokens.Link, err error, deviceChanged bool) {
 	s := ws.srv
@@ -134,25 +174,13 @@ func (ws *wsSession) apply(ctx context.Context, l *tokens.Link, err error, devic
 	case err != nil:
 		return // Redis unreachable: the failure bounds decide (WSConfig)
 	}
-	ws.mu.Lock()
-	if l.Version < ws.link.Version || (l.Version == ws.link.Version && !deviceChanged) {
-		ws.mu.Unlock()
-		return // stale, or nothing new
+	old := swapLink(&ws.mu, &ws.link, l, deviceChanged)
+	if old == nil {
+		return
 	}
-	old := ws.link
-	ws.link = l
-	ws.mu.Unlock()
-
 	now := s.cfg.Now()
-	switch err := l.Check(now); {
-	case l.Generation != old.Generation:
-		ws.shut(emulator.ReasonDeleted)
-		return
-	case l.Device != ws.device:
-		ws.shut(emulator.ReasonDeviceChanged)
-		return
-	case err != nil && !errors.Is(err, tokens.ErrUsedUp): // uses count at the start only
-		ws.shut(reasonFor(err))
+	if reason := closeReason(old, l, ws.device, now); reason != "" {
+		ws.shut(reason)
 		return
 	}
 	dev, err := s.devices.GetAny(ctx, l.Device)
@@ -185,8 +213,8 @@ func (s *Server) watchHealth(ctx context.Context) {
 		now := s.cfg.Now()
 		s.unhealthy.CompareAndSwap(0, now.UnixNano())
 		if now.Sub(s.unhealthySince()) > s.cfg.WS.ViewBound {
-			for _, ws := range s.live.of(nil) {
-				ws.shut(emulator.ReasonUnavailable)
+			for _, ls := range s.live.of(nil) {
+				ls.shut(emulator.ReasonUnavailable)
 			}
 		}
 	}

@@ -13,6 +13,7 @@ import (
 type metrics struct {
 	opens       *prometheus.CounterVec
 	opensOK     prometheus.Counter
+	opensBy     map[string]prometheus.Counter // refusal code -> child, made once
 	sessions    *prometheus.CounterVec
 	rateLimited prometheus.Counter
 	handler     fiber.Handler
@@ -54,6 +55,19 @@ func newMetrics(reg *prometheus.Registry, s *Server) *metrics {
 	)
 	// The hot path's child is created once, so opens do no label look-up.
 	m.opensOK = m.opens.WithLabelValues("ok")
+	m.opensBy = make(map[string]prometheus.Counter)
+	for _, code := range []string{codeNotFound, codeDisabled, codeExpired, codeUsedUp, codeNotYetActive, codeOutsideSched, codeRateLimited, codeUnavailable, codeInternal} {
+		m.opensBy[code] = m.opens.WithLabelValues(code)
+	}
 	m.handler = adaptor.HTTPHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	return m
+}
+
+// openRefused counts a refused open by its code.
+func (m *metrics) openRefused(code string) {
+	if c, ok := m.opensBy[code]; ok {
+		c.Inc()
+		return
+	}
+	m.opens.WithLabelValues(code).Inc()
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/linkgate/linkgate/emulator"
+	"github.com/linkgate/linkgate/media"
 	"github.com/linkgate/linkgate/tokens"
 )
 
@@ -47,8 +48,10 @@ type Config struct {
 	Sessions RateLimit
 	// BodyLimit bounds request bodies. It defaults to 64 KiB.
 	BodyLimit int
-	// WS bounds the device WebSocket.
+	// WS bounds the device WebSocket and the camera stream's socket.
 	WS WSConfig
+	// Media configures the camera upstreams and viewer queues.
+	Media media.Config
 	// Feed configures the invalidation feed reader.
 	Feed tokens.FeedConfig
 	// Cache configures the link cache.
@@ -105,6 +108,9 @@ func (c *Config) setDefaults() error {
 		c.Cache.Now = c.Now
 	}
 	c.WS.setDefaults()
+	if c.Media.Logger == nil {
+		c.Media.Logger = c.Logger
+	}
 	if c.Feed.Logger == nil {
 		c.Feed.Logger = c.Logger
 	}
@@ -133,6 +139,7 @@ type Server struct {
 
 	bus       *emulator.Bus
 	hub       *emulator.Hub
+	media     *media.Manager
 	live      *liveSessions
 	wsWG      sync.WaitGroup // open device sessions
 	unhealthy atomic.Int64   // unix ns since the feed is unhealthy; 0 = healthy
@@ -164,6 +171,7 @@ func New(cfg Config, rdb redis.UniversalClient) (*Server, error) {
 		live:        newLiveSessions(),
 	}
 	s.hub = emulator.NewHub(s.bus, cfg.Logger)
+	s.media = media.NewManager(cfg.Media)
 	feed.Subscribe(liveFeed{s}) // after the cache (NewCache subscribed it)
 	for _, o := range cfg.AllowedOrigins {
 		s.origins[strings.TrimRight(o, "/")] = true
@@ -249,6 +257,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, shutdownTimeout tim
 		// reconnect to this instance while it stops.
 		s.stopping.Store(true)
 		s.closeSessions(emulator.ReasonServerShutdown, shutdownTimeout)
+		_ = s.media.Close()
 		// Connections still busy when the grace period ends (a browser's
 		// speculative connection that never sent a request, say) are not a
 		// failure of the shutdown: they are cut, and said so.
@@ -267,8 +276,8 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, shutdownTimeout tim
 // closeSessions tells every open device page why it closes and waits, at
 // most timeout, for them to go. Hijacked sockets are not Fiber's to close.
 func (s *Server) closeSessions(reason string, timeout time.Duration) {
-	for _, ws := range s.live.of(nil) {
-		ws.shut(reason)
+	for _, ls := range s.live.of(nil) {
+		ls.shut(reason)
 	}
 	done := make(chan struct{})
 	go func() { s.wsWG.Wait(); close(done) }()

@@ -84,30 +84,43 @@ const (
 	localSession = "lg.session"
 )
 
-var errSessionInvalid = errors.New("session invalid")
+var (
+	errSessionInvalid  = errors.New("session invalid")
+	errLevelNotGranted = errors.New("camera level not granted")
+)
 
 func init() {
+	sentinelErrors[errLevelNotGranted] = &publicError{status: http.StatusForbidden, code: "level-not-granted",
+		message: "This link does not include that part of the camera."}
 	sentinelErrors[errSessionInvalid] = &publicError{status: http.StatusUnauthorized, code: "session-invalid",
 		message: "The session is missing, expired or for another link; open the link again."}
 	sentinelErrors[tokens.ErrTooManySessions] = &publicError{status: http.StatusTooManyRequests, code: emulator.ReasonTooManySessions,
 		message: "This link has as many open sessions as its owner allows."}
 }
 
-// wsRoutes adds the device WebSocket.
+// wsRoutes adds the device WebSocket and the camera's live stream.
 func (s *Server) wsRoutes(l fiber.Router) {
-	// Origins are checked in wsAuth, before the upgrade, against the same
+	// Origins are checked in socketAuth, before the upgrade, against the same
 	// list; the middleware's own check is told the same list explicitly (an
 	// empty list would allow every origin).
-	l.Get("/ws", s.wsAuth, fiberws.New(func(c *fiberws.Conn) {
+	cfg := fiberws.Config{Origins: s.cfg.AllowedOrigins, ReadBufferSize: 4 << 10, WriteBufferSize: 32 << 10}
+	l.Get("/ws", s.socketAuth(tokens.KindDevice, ""), fiberws.New(func(c *fiberws.Conn) {
 		s.runSession(c, c.Locals(localLink).(*tokens.Link), c.Locals(localSession).(string))
-	}, fiberws.Config{Origins: s.cfg.AllowedOrigins, ReadBufferSize: 4 << 10, WriteBufferSize: 4 << 10}))
+	}, cfg))
+	l.Get("/live", s.socketAuth(tokens.KindCamera, tokens.LevelLive), fiberws.New(func(c *fiberws.Conn) {
+		s.runViewer(c, c.Locals(localLink).(*tokens.Link), c.Locals(localSession).(string))
+	}, cfg))
 }
 
-// wsAuth admits a WebSocket for a device link: an allowed Origin, a link
-// that may be opened now, and the session from POST /l/{token}/session (its
-// cookie) or, for clients without one, the token itself, which then counts
-// a use like a session exchange.
-func (s *Server) wsAuth(c *fiber.Ctx) error {
+// socketAuth admits a WebSocket for a link of the kind (and camera level):
+// an allowed Origin, a link that may be opened now, and the session from
+// POST /l/{token}/session (its cookie) or, for clients without one, the
+// token itself, which then counts a use like a session exchange.
+func (s *Server) socketAuth(kind tokens.Kind, level string) fiber.Handler {
+	return func(c *fiber.Ctx) error { return s.authorizeSocket(c, kind, level) }
+}
+
+func (s *Server) authorizeSocket(c *fiber.Ctx, kind tokens.Kind, level string) error {
 	if !fiberws.IsWebSocketUpgrade(c) {
 		return fiber.ErrUpgradeRequired
 	}
@@ -122,8 +135,11 @@ func (s *Server) wsAuth(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	if l.Kind != tokens.KindDevice {
-		return tokens.ErrNotFound // cameras play through /live
+	if l.Kind != kind {
+		return tokens.ErrNotFound // devices talk on /ws, cameras play on /live
+	}
+	if level != "" && !l.Permissions.HasLevel(level) {
+		return errLevelNotGranted
 	}
 	var session string
 	if cookie := c.Cookies(sessionCookie); cookie != "" {

@@ -1,10 +1,95 @@
-// Package media will carry cameras to browsers: one RTSP pull per camera per
-// instance (gortsplib), access units turned into fragmented MP4 once
-// (mediacommon) and fanned out to bounded viewer queues, with the last
-// keyframe group kept so a new viewer starts at once.
+// Package media carries cameras to browsers: one RTSP pull per camera per
+// instance, its access units turned into fragmented MP4 once, and the same
+// bytes fanned out to every viewer through a bounded queue each, with the
+// last group of pictures kept so that a new viewer starts at once. It imports
+// none of linkgate's other packages.
 //
-// It is empty for now: camera records (an RTSP source on a device of type
-// "camera") and camera links with their access levels already exist in the
-// owner API; the live path is the next step. It imports none of linkgate's
-// other packages.
+// # Use
+//
+//	m := media.NewManager(media.Config{Logger: log})
+//	defer m.Close()
+//	v, err := m.Watch(ctx, cameraID, media.Source{URL: "rtsp://user:pass@cam/stream"})
+//	...
+//	defer v.Close()
+//	for msg := range v.Messages() {
+//		// msg.Text: WebSocket text frame; msg.Binary: binary frame
+//	}
+//
+// # The viewer's message stream
+//
+// This is the stream of GET /l/{token}/live, one message per WebSocket
+// frame:
+//
+//  1. Text {"type":"codecs","mime":"video/mp4; codecs=\"avc1.64001f\""}: the
+//     MIME type for MediaSource.addSourceBuffer. With audio:
+//     codecs="avc1.64001f,mp4a.40.2" (AAC) or codecs="avc1.64001f,opus".
+//     When the camera's audio cannot be carried (G.711, G.722, LPCM,
+//     LATM-packed AAC), the audio is left out and the message says
+//     "audio":"unsupported". H.265 is announced as
+//     hvc1.<profile>.<compatibility>.<tier><level>.<constraints> (ISO/IEC
+//     14496-15 annex E), for example hvc1.1.6.L93.B0, and its sample entry
+//     is hvc1, which Safari requires.
+//  2. Binary: the init segment (ftyp+moov). Track 1 is video at 90 kHz;
+//     track 2, if any, is audio at its sample rate (48 kHz for Opus).
+//  3. Binary: fragments (moof+mdat), one per video access unit, the first a
+//     keyframe. A fragment carries one video sample and, in a second traf,
+//     the audio samples received since the previous fragment; audio is never
+//     sent alone. Decode times never go back for a camera, across upstream
+//     reconnects too. The mfhd sequence number counts the camera's fragments:
+//     a viewer that joins sees it start above 1, and it jumps when the viewer
+//     skipped.
+//
+// Later, at any point between fragments:
+//
+//   - Text {"type":"offline"} when the upstream fails (also when the first
+//     connect fails) and {"type":"online"} when fragments flow again. A
+//     viewer that joins while the camera is down gets offline at once.
+//   - After a reconnect with the same parameters the fragments simply go on.
+//     If the parameters changed (another resolution, profile, audio), a new
+//     codecs message and init segment come first, right before a keyframe:
+//     the page re-creates its SourceBuffer.
+//
+// Fragments trail the camera by one frame: a video sample's duration is known
+// when the next one arrives. Video is normalized once per camera: the
+// current parameter sets (VPS, SPS, PPS) go in front of every keyframe,
+// parameter sets sent in band replace the current ones, delimiters and filler
+// are dropped, nothing goes out before the first keyframe, and after lost
+// packets or undecodable data nothing goes out until the next keyframe. The
+// timeline stays gapless for a camera: the next keyframe after such a gap
+// (or after a reconnect) gets the decode time where the last fragment ended.
+//
+// The audio track is in an init segment only if the camera has sent audio in
+// the last 2 s of video, so that a camera that announces audio and sends
+// none still plays (a browser plays only what every track has buffered).
+//
+// # Slow viewers
+//
+// The camera goroutine never waits for a viewer. Each viewer's queue is
+// bounded by [Config.QueueBytes]; a fragment that does not fit is dropped and
+// the viewer skips everything up to the next keyframe that fits. Its own
+// stream then has a gap in decode times (the player must jump it, as live
+// players do). A viewer whose queue is still too full at 3 keyframes in a
+// row is dropped: its Messages channel closes and [CameraStats].Dropped
+// counts it. Control messages and init segments are never dropped.
+//
+// # Goroutines
+//
+// Each camera has one goroutine (camera.run) that owns its state: viewers,
+// the upstream's on-demand life, the muxer and the cached group of pictures;
+// Watch and Close talk to it over channels. The upstream runs in its own
+// goroutine with the RTSP client (gortsplib), whose callbacks decode RTP
+// into access units and send them to the camera goroutine. Each viewer has a
+// goroutine that moves its queue into Messages.
+//
+// # Failures and bad input
+//
+// An upstream that cannot connect, or whose session ends, is retried with
+// jittered exponential backoff between [Config.RetryMin] and
+// [Config.RetryMax] while it has viewers; viewers stay attached. The
+// upstream stops [Config.Linger] after its last viewer leaves. Camera data
+// of any shape gives errors, counted in [CameraStats], never a panic: access
+// units are bounded to 8 MiB and 64 NAL units, parameter sets to 4 KiB, and
+// every new SPS must parse before it is used.
+//
+// Source URLs carry credentials: they never reach a log or an error.
 package media

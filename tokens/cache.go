@@ -24,7 +24,8 @@ type CacheConfig struct {
 }
 
 // Cache keeps link records in memory, filled on miss with one Redis read per
-// link (concurrent misses for one link share it) and kept fresh by the feed.
+// link (concurrent misses for one link share it) and kept fresh by the feed;
+// writes through its own store drop its entries at once.
 // Not-found answers are cached too, so a deleted link costs no Redis reads.
 // While the feed is unhealthy the cache is bypassed: every Get reads Redis.
 //
@@ -69,6 +70,7 @@ func NewCache(store *Store, feed *Feed, cfg CacheConfig) *Cache {
 	}
 	c := &Cache{store: store, feed: feed, cfg: cfg, entries: make(map[LinkID]cacheEntry)}
 	feed.Subscribe(c)
+	store.local = append(store.local, c.Invalidate) // read our own writes at once
 	return c
 }
 

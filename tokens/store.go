@@ -45,6 +45,20 @@ type Store struct {
 	rdb  redis.UniversalClient
 	feed *Publisher
 	now  func() time.Time
+	// local are told of every write of this store before it is published:
+	// this instance's caches, so that it reads its own writes at once while
+	// other instances learn of them from the feed. Set up before use.
+	local []func(LinkID)
+}
+
+// publish tells this instance's caches, then every instance, of a write.
+func (s *Store) publish(ctx context.Context, e Event) error {
+	if e.Link != (LinkID{}) {
+		for _, f := range s.local {
+			f(e.Link)
+		}
+	}
+	return s.feed.Publish(ctx, e)
 }
 
 // NewStore returns a store on rdb that publishes invalidations to pub.
@@ -122,7 +136,7 @@ func (s *Store) Create(ctx context.Context, ring *KeyRing, l *Link) error {
 	if err := s.rdb.SAdd(ctx, deviceLinksKey(l.Device), l.ID.String()).Err(); err != nil {
 		return fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
-	return s.feed.Publish(ctx, Event{Link: l.ID, Op: OpCreated})
+	return s.publish(ctx, Event{Link: l.ID, Op: OpCreated})
 }
 
 func indexMember(seq int64, id LinkID) string {
@@ -176,7 +190,7 @@ func (s *Store) Update(ctx context.Context, owner string, id LinkID, op Op, fn f
 				return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
 			}
 		}
-		return l, s.feed.Publish(ctx, Event{Link: id, Op: op})
+		return l, s.publish(ctx, Event{Link: id, Op: op})
 	}
 	return nil, ErrConflict
 }
@@ -192,12 +206,12 @@ func (s *Store) Delete(ctx context.Context, owner string, id LinkID) error {
 	}
 	s.rdb.ZRem(ctx, ownerLinksKey(owner), indexMember(l.Seq, id))
 	s.rdb.SRem(ctx, deviceLinksKey(l.Device), id.String())
-	return s.feed.Publish(ctx, Event{Link: id, Op: OpDeleted})
+	return s.publish(ctx, Event{Link: id, Op: OpDeleted})
 }
 
 // PublishDevice tells every instance that a device's description changed.
 func (s *Store) PublishDevice(ctx context.Context, device string) error {
-	return s.feed.Publish(ctx, Event{Device: device, Op: OpDevice})
+	return s.publish(ctx, Event{Device: device, Op: OpDevice})
 }
 
 // MaxPageSize bounds List's limit.
@@ -311,7 +325,7 @@ func (s *Store) Use(ctx context.Context, l *Link, a Access) (int64, error) {
 		return 0, ErrUsedUp
 	}
 	if l.MaxUses > 0 && n >= int64(l.MaxUses) {
-		if err := s.feed.Publish(ctx, Event{Link: l.ID, Op: OpUsedUp}); err != nil {
+		if err := s.publish(ctx, Event{Link: l.ID, Op: OpUsedUp}); err != nil {
 			return n, err
 		}
 	}

@@ -84,13 +84,15 @@ func TestLinkPage(t *testing.T) {
 		}
 		checkCSP(t, kind, page)
 		refs := checkStaticRefs(t, kind, page)
-		for _, want := range []string{"app.css", "app.js", "live.js", "icon.svg"} {
+		for _, want := range []string{"app.css", "app.js", "live.js", "camera.js", "icon.svg"} {
 			if !slices.Contains(refs, want) {
 				t.Errorf("LinkPage(%q) does not refer to /static/%s", kind, want)
 			}
 		}
-		// live.js uses window.LinkGate: it must run after app.js, and
-		// neither may hold up the parser.
+		// live.js and camera.js use window.LinkGate: they must run after
+		// app.js, and none may hold up the parser. Both kinds get both: a
+		// link's device may be swapped for a camera, or back, while the
+		// page is open, and each script does nothing on the other kind.
 		var order []string
 		for _, m := range scriptRe.FindAllStringSubmatch(string(page), -1) {
 			if !strings.Contains(m[1], " defer") {
@@ -98,9 +100,11 @@ func TestLinkPage(t *testing.T) {
 			}
 			order = append(order, m[1])
 		}
-		if i, j := slices.IndexFunc(order, func(a string) bool { return strings.Contains(a, "/static/app.js") }),
-			slices.IndexFunc(order, func(a string) bool { return strings.Contains(a, "/static/live.js") }); i < 0 || j < i {
-			t.Errorf("LinkPage(%q): live.js is not loaded after app.js: %q", kind, order)
+		app := slices.IndexFunc(order, func(a string) bool { return strings.Contains(a, "/static/app.js") })
+		for _, layer := range []string{"live.js", "camera.js"} {
+			if j := slices.IndexFunc(order, func(a string) bool { return strings.Contains(a, "/static/"+layer) }); app < 0 || j < app {
+				t.Errorf("LinkPage(%q): %s is not loaded after app.js: %q", kind, layer, order)
+			}
 		}
 		s := string(page)
 		for _, want := range []string{
@@ -265,7 +269,7 @@ func TestRefusalsInStep(t *testing.T) {
 func jsString(s string) string { return `"` + s + `"` }
 
 func TestStaticFiles(t *testing.T) {
-	for _, name := range []string{"app.css", "app.js", "live.js", "icon.svg", "noscript.css"} {
+	for _, name := range []string{"app.css", "app.js", "live.js", "camera.js", "icon.svg", "noscript.css"} {
 		if b := readStatic(t, name); len(b) == 0 {
 			t.Errorf("%s is empty", name)
 		}
@@ -295,7 +299,7 @@ func TestStaticFiles(t *testing.T) {
 // from strings, evaluates code, sets inline styles the CSP would refuse, or
 // reaches another origin.
 func TestScriptAvoidsUnsafeAPIs(t *testing.T) {
-	for _, name := range []string{"app.js", "live.js"} {
+	for _, name := range []string{"app.js", "live.js", "camera.js"} {
 		js := readStatic(t, name)
 		for _, bad := range []string{
 			"innerHTML", "outerHTML", "insertAdjacentHTML", "document.write",
@@ -363,27 +367,9 @@ func TestLiveScript(t *testing.T) {
 		}
 	}
 
-	// Every close code and reason of the protocol, and nothing else.
-	table, _, ok := strings.Cut(js[strings.Index(js, "const CLOSE_REASONS = {"):], "};")
-	if !ok {
-		t.Fatal("live.js has no CLOSE_REASONS")
-	}
-	got := map[int]string{}
-	for _, m := range regexp.MustCompile(`(\d{4}): "([a-z-]+)"`).FindAllStringSubmatch(table, -1) {
-		code, _ := strconv.Atoi(m[1])
-		got[code] = m[2]
-	}
-	for reason, code := range emulator.CloseCodes {
-		if got[code] != reason {
-			t.Errorf("CLOSE_REASONS[%d] = %q, want %q", code, got[code], reason)
-		}
-		if !strings.Contains(js, `case "`+reason+`":`) && !slices.Contains(liveRetries, reason) {
-			t.Errorf("live.js's end() has no case for %q", reason)
-		}
-	}
-	if len(got) != len(emulator.CloseCodes) {
-		t.Errorf("CLOSE_REASONS has %d codes, the protocol %d", len(got), len(emulator.CloseCodes))
-	}
+	// Every close code and reason of the protocol, and nothing else; device
+	// sockets are never closed for a camera's reasons.
+	checkCloseReasons(t, "live.js", js, cameraOnlyReasons, liveRetries)
 
 	// Every refusal of a command has words for people.
 	refused, _, ok := strings.Cut(js[strings.Index(js, "const REFUSED = {"):], "};")
@@ -400,31 +386,171 @@ func TestLiveScript(t *testing.T) {
 		}
 	}
 
-	// The hooks live.js calls exist.
-	app := readStatic(t, "app.js")
-	exported, _, ok := strings.Cut(app[strings.Index(app, "window.LinkGate = Object.freeze({"):], "});")
-	if !ok {
-		t.Fatal("app.js does not hand out window.LinkGate")
-	}
-	for _, m := range regexp.MustCompile(`\bLG\.([a-zA-Z]+)`).FindAllStringSubmatch(js, -1) {
-		if !regexp.MustCompile(`\b` + m[1] + `\b`).MatchString(exported) {
-			t.Errorf("live.js uses LinkGate.%s, which app.js does not hand out", m[1])
-		}
-	}
-	// The icons it uses are in the sprite; the refusal it shows has words.
-	sprite := string(LinkPage("device"))
-	for _, m := range regexp.MustCompile(`icon\("([a-z-]+)"\)`).FindAllStringSubmatch(js, -1) {
-		if !strings.Contains(sprite, `id="i-`+m[1]+`"`) {
-			t.Errorf("live.js uses icon %q, which is not in the sprite", m[1])
-		}
-	}
-	for _, m := range regexp.MustCompile(`LG\.refuse\("([a-z-]+)"`).FindAllStringSubmatch(js, -1) {
-		if !strings.Contains(app, `"`+m[1]+`": {`) && !strings.Contains(app, "\n    "+m[1]+": {") {
-			t.Errorf("live.js shows refusal %q, which app.js has no words for", m[1])
-		}
-	}
+	checkHooks(t, "live.js", js)
 }
 
 // liveRetries are the closing reasons live.js handles by reconnecting (its
 // default case).
 var liveRetries = []string{"server-shutdown", "too-slow", "unavailable"}
+
+// cameraOnlyReasons are the closing reasons only a camera's stream gets.
+var cameraOnlyReasons = []string{emulator.ReasonLevelRevoked}
+
+// cameraRetries are the closing reasons camera.js handles by reconnecting
+// (its default case).
+var cameraRetries = []string{"server-shutdown", "too-slow", "unavailable"}
+
+// checkCloseReasons: the script's CLOSE_REASONS table has every close code
+// and reason of emulator.CloseCodes but skip, and nothing else, and its
+// end() has a case for each, or reconnects for it (retries).
+func checkCloseReasons(t *testing.T, name, js string, skip, retries []string) {
+	t.Helper()
+	at := strings.Index(js, "const CLOSE_REASONS = {")
+	if at < 0 {
+		t.Fatalf("%s has no CLOSE_REASONS", name)
+	}
+	table, _, ok := strings.Cut(js[at:], "};")
+	if !ok {
+		t.Fatalf("%s: CLOSE_REASONS does not end", name)
+	}
+	got := map[int]string{}
+	for _, m := range regexp.MustCompile(`(\d{4}): "([a-z-]+)"`).FindAllStringSubmatch(table, -1) {
+		code, _ := strconv.Atoi(m[1])
+		got[code] = m[2]
+	}
+	want := 0
+	for reason, code := range emulator.CloseCodes {
+		if slices.Contains(skip, reason) {
+			if _, ok := got[code]; ok {
+				t.Errorf("%s: CLOSE_REASONS has %d (%s), which its socket never gets", name, code, reason)
+			}
+			continue
+		}
+		want++
+		if got[code] != reason {
+			t.Errorf("%s: CLOSE_REASONS[%d] = %q, want %q", name, code, got[code], reason)
+		}
+		if !strings.Contains(js, `case "`+reason+`":`) && !slices.Contains(retries, reason) {
+			t.Errorf("%s: end() has no case for %q", name, reason)
+		}
+	}
+	if len(got) != want {
+		t.Errorf("%s: CLOSE_REASONS has %d codes, the protocol %d", name, len(got), want)
+	}
+}
+
+// checkHooks: the script uses only the hooks app.js hands out on
+// window.LinkGate, icons that are in the sprite, and refusal screens that
+// app.js has words for.
+func checkHooks(t *testing.T, name, js string) {
+	t.Helper()
+	app := readStatic(t, "app.js")
+	exported, _, ok := strings.Cut(app[strings.Index(app, "window.LinkGate = Object.freeze({"):], "});")
+	if !ok {
+		t.Fatal("app.js does not hand out window.LinkGate")
+	}
+	uses := regexp.MustCompile(`\bLG\.([a-zA-Z]+)`).FindAllStringSubmatch(js, -1)
+	if len(uses) == 0 {
+		t.Errorf("%s uses no LinkGate hook", name)
+	}
+	for _, m := range uses {
+		if !regexp.MustCompile(`\b` + m[1] + `\b`).MatchString(exported) {
+			t.Errorf("%s uses LinkGate.%s, which app.js does not hand out", name, m[1])
+		}
+	}
+	sprite := string(LinkPage("device"))
+	for _, m := range regexp.MustCompile(`icon\("([a-z-]+)"\)`).FindAllStringSubmatch(js, -1) {
+		if !strings.Contains(sprite, `id="i-`+m[1]+`"`) {
+			t.Errorf("%s uses icon %q, which is not in the sprite", name, m[1])
+		}
+	}
+	for _, m := range regexp.MustCompile(`LG\.refuse\("([a-z-]+)"`).FindAllStringSubmatch(js, -1) {
+		if !strings.Contains(app, `"`+m[1]+`": {`) && !strings.Contains(app, "\n    "+m[1]+": {") {
+			t.Errorf("%s shows refusal %q, which app.js has no words for", name, m[1])
+		}
+	}
+}
+
+// camera.js plays the camera's stream (GET /l/{token}/live) through Media
+// Source Extensions, speaks the closing protocol of emulator/session.go,
+// and uses only the hooks app.js hands out.
+func TestCameraScript(t *testing.T) {
+	js := readStatic(t, "camera.js")
+	for _, want := range []string{
+		"new WebSocket(",
+		"/live`",
+		`binaryType = "arraybuffer"`,
+		`location.protocol === "https:" ? "wss:" : "ws:"`,
+		// ManagedMediaSource first (Safari on iOS), then MediaSource, and
+		// the type checked before a SourceBuffer is made.
+		"window.ManagedMediaSource || window.MediaSource",
+		"isTypeSupported(",
+		"addSourceBuffer(",
+		"changeType(",
+		`mode = "sequence"`,
+		"disableRemotePlayback = true",
+		// Muted inline autoplay, a play button when it is refused.
+		"muted: true",
+		"playsinline: true",
+		`"NotAllowedError"`,
+		`class: "player-play"`,
+		// The live edge and the buffer's trimming.
+		"playbackRate",
+		"const LIVE_MAX = 0.5;",
+		"const LIVE_JUMP = 2;",
+		"const JUMP_TO = 0.1;",
+		"const MIN_RATE = 1.05;",
+		"const MAX_RATE = 1.25;",
+		"const KEEP = 10;",
+		".remove(",
+		`"QuotaExceededError"`,
+		// The screens, and the hooks of the live layer.
+		"This browser can't play live video here",
+		"This browser can't play this camera's video",
+		"Camera offline",
+		`"linkgate:ready"`,
+		`"linkgate:closed"`,
+		`link.kind === "camera"`,
+		"LG.setLive(",
+		"LG.showApp()",
+		"LG.reopen()",
+		"LG.session()",
+		`LG.refuse("connection-lost"`,
+		`LG.refuse("too-many-sessions"`,
+	} {
+		if !strings.Contains(js, want) {
+			t.Errorf("camera.js lacks %s", want)
+		}
+	}
+	// Appends go through one queue, which waits while the SourceBuffer updates.
+	if n := strings.Count(js, "appendBuffer("); n != 1 {
+		t.Errorf("camera.js calls appendBuffer in %d places, want 1 (the queue)", n)
+	}
+	pump, _, _ := strings.Cut(js[strings.Index(js, "function pump() {"):], "\n  }\n")
+	if !strings.Contains(pump, "!sb.updating") || !strings.Contains(pump, "appendBuffer(") {
+		t.Errorf("the append queue does not wait for the SourceBuffer:\n%s", pump)
+	}
+
+	// Every close code and reason of the protocol, the camera's own too.
+	checkCloseReasons(t, "camera.js", js, nil, cameraRetries)
+	checkHooks(t, "camera.js", js)
+
+	// app.js gives camera.js a player only when the link has live view,
+	// and says so otherwise.
+	app := readStatic(t, "app.js")
+	for _, want := range []string{`levels.has("live")`, "Live view isn't part of this link.", "state.camera = { player: live, status }"} {
+		if !strings.Contains(app, want) {
+			t.Errorf("app.js lacks %s", want)
+		}
+	}
+	// The classes camera.js gives its elements are styled.
+	css := readStatic(t, "app.css")
+	for _, m := range regexp.MustCompile(`class: "([a-z-]+)"`).FindAllStringSubmatch(js, -1) {
+		if m[1] == "visually-hidden" || m[1] == "icon" {
+			continue
+		}
+		if !strings.Contains(css, "."+m[1]) {
+			t.Errorf("camera.js uses class %q, which app.css does not style", m[1])
+		}
+	}
+}

@@ -139,6 +139,10 @@ func TestCLI(t *testing.T) {
 	}
 	key := field(t, out, "owner api key")
 	_, logs := startServe(t, "linkgate listening", "--redis", srv.URL(), "--keys", keys)
+	// The test's redis-server runs without persistence: serve says so.
+	if !strings.Contains(logs.String(), "persistence is off") {
+		t.Errorf("no warning about Redis persistence in:\n%s", logs)
+	}
 	m := regexp.MustCompile(`public_url=(\S+)`).FindStringSubmatch(logs.String())
 	if m == nil {
 		t.Fatalf("no public_url in the log:\n%s", logs)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/linkgate/linkgate/emulator"
 	"github.com/linkgate/linkgate/gateway"
+	"github.com/linkgate/linkgate/media/democam"
 	"github.com/linkgate/linkgate/tokens"
 )
 
@@ -255,7 +256,14 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io.Wri
 		return err
 	}
 	if embedded || cfg.demo {
-		d, err := srv.SeedDemo(ctx)
+		// The demo camera: an RTSP server in this process, looping a clip.
+		cam, err := democam.Start("127.0.0.1:0", log)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("demo camera: %w", err)
+		}
+		defer cam.Close()
+		d, err := srv.SeedDemo(ctx, cam.URL())
 		if err != nil {
 			ln.Close()
 			return err
@@ -268,6 +276,7 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io.Wri
 		defer func() { <-done }() // the devices sign off before Redis closes
 		fmt.Fprintf(stdout, "owner api key: %s\n", d.APIKey)
 		fmt.Fprintf(stdout, "demo link: %s\n", d.LinkURL)
+		fmt.Fprintf(stdout, "demo camera link: %s\n", d.CameraLinkURL)
 	}
 	log.Info("linkgate listening", "addr", ln.Addr().String(), "public_url", publicURL)
 	return srv.Serve(ctx, ln, cfg.shutdownTimeout)

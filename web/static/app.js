@@ -11,11 +11,15 @@
  * style attribute is written (a colour swatch uses the CSSOM, which the CSP
  * allows).
  *
- * Hooks for the live layer (WebSocket, live.js), on window.LinkGate:
- *   state                  link, device, session, props ("node/prop" -> entry), live
+ * Hooks for the live layers (the device WebSocket, live.js; the camera's
+ * stream, camera.js), on window.LinkGate:
+ *   state                  link, device, session, props ("node/prop" -> entry), live,
+ *                          camera ({player, status}: the player box of a camera
+ *                          link with the "live" level, else null)
  *   setValue(path, value)  show a property's current value
  *   setLive(on, note, mode)  enable (or disable, with a note) the controls;
- *                          mode "offline" shows the note as a device-offline banner
+ *                          mode "offline" shows the note as a device-offline banner;
+ *                          "paused" and "error" (camera.js) name the pill
  *   onSet(fn)              fn(path, value, entry) runs when the user changes a control
  *   render(view)           re-render the app screen from {link, device, state}
  *                          (an owner's edit), keeping values and the live status
@@ -1001,22 +1005,34 @@
 
   // ---------- Camera ----------
 
+  /** The player box (camera.js puts the picture in it), or, for a link
+   * without the "live" level, a note saying so. */
   function cameraView(link) {
     const levels = new Set((link.permissions && link.permissions.camera) || []);
-    const status = h("div", { class: "player-status" }, spinner(), h("span", {}, "Connecting…"));
-    const player = h("div", { class: "player", role: "group", "aria-label": "Live view" }, h("span", { class: "player-badge", "aria-hidden": "true" }, "LIVE"), status);
-    state.camera = { player, status };
     const extras = [
       ["archive", "Recordings"],
       ["notices", "Notices"],
       ["download", "Downloads"],
     ].filter(([level]) => levels.has(level));
-    const canLive = levels.has("live") || levels.size === 0;
+    let live;
+    if (levels.has("live")) {
+      const status = h("div", { class: "player-status" }, spinner(), h("p", { class: "player-title" }, "Connecting…"));
+      live = h("div", { class: "player", role: "group", "aria-label": "Live view", "data-state": "connecting" }, h("div", { class: "player-bar" }, h("span", { class: "player-badge", "aria-hidden": "true" }, "LIVE")), status);
+      state.camera = { player: live, status };
+    } else {
+      live = h(
+        "div",
+        { class: "card empty live-excluded" },
+        icon("camera-off"),
+        h("h3", {}, "No live view"),
+        h("p", {}, "Live view isn't part of this link.")
+      );
+    }
     return h(
       "section",
       { class: "group", "aria-labelledby": "live-title" },
       h("div", { class: "camera-title" }, h("h2", { id: "live-title" }, "Live view")),
-      canLive ? player : h("div", { class: "card empty" }, h("p", {}, "This link doesn't include the live picture.")),
+      live,
       extras.length > 0 &&
         h("div", { class: "card" }, h("p", { class: "prop-tag" }, "Also included"), h("div", { class: "chips" }, extras.map(([, name]) => h("span", { class: "pill" }, name))))
     );
@@ -1040,9 +1056,14 @@
     liveStatus = { on: Boolean(on), note: on ? "" : note || "", mode: on ? "" : mode || "" };
     applyLive();
     if (current !== "app" || (was.on === liveStatus.on && was.mode === liveStatus.mode && was.note === liveStatus.note)) return;
-    if (liveStatus.on) announce(was.mode === "offline" ? "The device is back online" : "Connected");
+    const camera = state.link && state.link.kind === "camera";
+    if (liveStatus.on && was.mode === "offline") announce(camera ? "The camera is back online" : "The device is back online");
+    else if (liveStatus.on) announce(camera ? "Live view playing" : "Connected");
     else announce(liveStatus.note || "Connecting");
   }
+
+  // The pill in the app bar, by live mode ("" is connecting).
+  const PILLS = { offline: "Offline", paused: "Paused", error: "Unavailable" };
 
   /** Shows liveStatus: controls, the note above them, the pill, the player. */
   function applyLive() {
@@ -1056,12 +1077,14 @@
       ui.liveIcon.replaceChildren(offline ? icon("device-off") : spinner());
     }
     if (ui.pill) {
-      ui.pill.textContent = state.live ? "Live" : offline ? "Offline" : "Connecting…";
+      ui.pill.textContent = state.live ? "Live" : PILLS[liveStatus.mode] || "Connecting…";
       ui.pill.classList.toggle("live", state.live);
-      ui.pill.classList.toggle("offline", offline);
+      ui.pill.classList.toggle("offline", offline || liveStatus.mode === "error");
+      // A camera link without live view has nothing that connects.
+      ui.pill.hidden = Boolean(state.link && state.link.kind === "camera" && !state.camera);
     }
     if (ui.appView) {
-      ui.appView.el.dataset.live = state.live ? "on" : offline ? "offline" : "connecting";
+      ui.appView.el.dataset.live = state.live ? "on" : liveStatus.mode || "connecting";
       ui.appView.el.classList.toggle("offline", offline);
     }
     if (state.camera) {

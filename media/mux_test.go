@@ -1,0 +1,335 @@
+package media
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/bluenviron/gortsplib/v4/pkg/description"
+	"github.com/bluenviron/gortsplib/v4/pkg/format"
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/mpeg4audio"
+	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4"
+)
+
+// feed gives the muxer clip frames [from, to) at 25 fps starting at pts0
+// and returns the fragments that came out.
+func feed(t *testing.T, m *muxer, c *clip, from, to int, pts0 int64) []*fragment {
+	t.Helper()
+	var out []*fragment
+	for i := from; i < to; i++ {
+		f, err := m.video(c.aus[i%len(c.aus)], pts0+int64(i-from)*3600)
+		if err != nil {
+			t.Fatalf("frame %d: %v", i, err)
+		}
+		if f != nil {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+func baseTimes(t *testing.T, frags []*fragment) (bases []uint64, durs []uint32) {
+	t.Helper()
+	for _, f := range frags {
+		var parts fmp4.Parts
+		if err := parts.Unmarshal(f.data); err != nil {
+			t.Fatal(err)
+		}
+		v := parts[0].Tracks[0]
+		bases = append(bases, v.BaseTime)
+		durs = append(durs, v.Samples[0].Duration)
+	}
+	return bases, durs
+}
+
+// The camera timeline: starts at 0, one frame after another, gapless over a
+// resync and over a new session whose clock starts again, never going back.
+func TestMuxerTimeline(t *testing.T) {
+	c := loadClip(t, "h264.h264") // keyframes at 0 and 25
+	tr := &tracks{video: codecH264, sps: c.sps, pps: c.pps}
+	var m muxer
+	m.startSession(tr)
+
+	frags := feed(t, &m, c, 0, 10, 5000) // emits 0..8; 9 pending
+	if len(frags) != 9 || !frags[0].key || frags[1].key {
+		t.Fatalf("%d fragments, first key %v", len(frags), frags[0].key)
+	}
+	bases, durs := baseTimes(t, frags)
+	for i := range bases {
+		if bases[i] != uint64(i*3600) || durs[i] != 3600 {
+			t.Fatalf("fragment %d at %d for %d, want %d for 3600", i, bases[i], durs[i], i*3600)
+		}
+	}
+
+	// Lost packets: the pending frame goes out with the last duration,
+	// nothing until the keyframe at 25, which follows on without a gap.
+	f := m.resync()
+	if f == nil || f.dts != 9*3600 {
+		t.Fatalf("resync did not flush the pending frame")
+	}
+	if out := feed(t, &m, c, 10, 25, 5000+10*3600); len(out) != 0 {
+		t.Fatalf("%d fragments before the next keyframe", len(out))
+	}
+	out := feed(t, &m, c, 25, 27, 5000+25*3600)
+	if len(out) != 1 || !out[0].key || out[0].dts != 10*3600 {
+		t.Fatalf("after resync: %d fragments, first at %d (key %v), want a keyframe at %d",
+			len(out), out[0].dts, out[0].key, 10*3600)
+	}
+
+	// A new session whose timestamps start again at 0: decode times go on.
+	m.resync()
+	end := m.nextDTS
+	m.startSession(tr)
+	out = feed(t, &m, c, 0, 3, 0)
+	if len(out) != 2 || out[0].dts != end || !out[0].key {
+		t.Fatalf("new session starts at %d, want %d", out[0].dts, end)
+	}
+	if out[0].init != frags[0].init {
+		t.Errorf("same parameters, new init segment")
+	}
+
+	// A camera that pauses a minute: the frame before lasts maxFrameDuration.
+	f, err := m.video(c.aus[3], 60*90000)
+	if err != nil || f == nil {
+		t.Fatal(err)
+	}
+	g, _ := m.video(c.aus[4], 60*90000+3600)
+	if g.dts-f.dts != maxFrameDuration {
+		t.Errorf("paused frame lasts %d", g.dts-f.dts)
+	}
+}
+
+// Audio goes into the next video fragment, with decode times from its
+// clock mapped onto the camera timeline, and the audio track is in the init
+// segment only once audio has come.
+func TestMuxerAudio(t *testing.T) {
+	c := loadClip(t, "h264.h264")
+	aac := &mpeg4audio.AudioSpecificConfig{Type: mpeg4audio.ObjectTypeAACLC, SampleRate: 48000, ChannelCount: 1}
+	tr := &tracks{video: codecH264, sps: c.sps, pps: c.pps, audio: audioAAC, aac: aac, audioRate: 48000}
+
+	var m muxer
+	m.startSession(tr)
+	// No audio yet: video only.
+	out := feed(t, &m, c, 0, 2, 0)
+	if out[0].init.audio || strings.Contains(out[0].init.mime, "mp4a") {
+		t.Fatalf("audio track before any audio: %s", out[0].init.mime)
+	}
+	// Audio arrives; the next keyframe's init has it.
+	au := []byte{0x21, 0x10, 0x04}
+	var frags []*fragment
+	k := int64(2 * 1920 / 1024) // audio units so far, 1024 samples each
+	for i := 2; i < 30; i++ {
+		for ; k*1024 < int64(i+1)*1920; k++ {
+			if err := m.audioUnits([][]byte{au}, k*1024); err != nil {
+				t.Fatal(err)
+			}
+		}
+		f, err := m.video(c.aus[i], int64(i)*3600)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f != nil {
+			frags = append(frags, f)
+		}
+	}
+	last := frags[len(frags)-1]
+	if !last.init.audio || !strings.Contains(last.init.mime, `avc1.64000d,mp4a.40.2"`) {
+		t.Fatalf("init after audio: %s", last.init.mime)
+	}
+	var parts fmp4.Parts
+	if err := parts.Unmarshal(last.data); err != nil {
+		t.Fatal(err)
+	}
+	if len(parts[0].Tracks) != 2 {
+		t.Fatalf("fragment tracks %d", len(parts[0].Tracks))
+	}
+	a := parts[0].Tracks[1]
+	// Audio at session time i*1920 (48 kHz) is video time i*3600: same
+	// instant, since the session's offset is 0 here.
+	if a.BaseTime%1024 != 0 || len(a.Samples) < 1 || len(a.Samples) > 2 || a.Samples[0].Duration != 1024 {
+		t.Errorf("audio traf base %d, %d samples", a.BaseTime, len(a.Samples))
+	}
+
+	// Bad audio units are refused, not muxed.
+	if err := m.audioUnits([][]byte{{}}, 1<<20); !errors.Is(err, errAudioUnit) {
+		t.Errorf("empty audio unit: %v", err)
+	}
+}
+
+func TestSelectTracks(t *testing.T) {
+	h264f := &format.H264{PayloadTyp: 96, PacketizationMode: 1, SPS: []byte{0x67}, PPS: []byte{0x68}}
+	aac := &format.MPEG4Audio{PayloadTyp: 97, SizeLength: 13, IndexLength: 3, IndexDeltaLength: 3,
+		Config: &mpeg4audio.AudioSpecificConfig{Type: 2, SampleRate: 44100, ChannelCount: 2}}
+	pcmu := &format.G711{PayloadTyp: 0, MULaw: true, SampleRate: 8000, ChannelCount: 1}
+	video := func(f format.Format) *description.Media {
+		return &description.Media{Type: description.MediaTypeVideo, Formats: []format.Format{f}}
+	}
+	audio := func(f format.Format) *description.Media {
+		return &description.Media{Type: description.MediaTypeAudio, Formats: []format.Format{f}}
+	}
+
+	for _, tt := range []struct {
+		name        string
+		medias      []*description.Media
+		err         error
+		audio       audioCodec
+		unsupported string
+	}{
+		{"video only", []*description.Media{video(h264f)}, nil, audioNone, ""},
+		{"aac", []*description.Media{video(h264f), audio(aac)}, nil, audioAAC, ""},
+		{"g711 only", []*description.Media{video(h264f), audio(pcmu)}, nil, audioNone, "G711"},
+		{"g711 and aac", []*description.Media{audio(pcmu), video(h264f), audio(aac)}, nil, audioAAC, ""},
+		{"opus", []*description.Media{video(&format.H265{PayloadTyp: 96}), audio(&format.Opus{PayloadTyp: 98, ChannelCount: 1})}, nil, audioOpus, ""},
+		{"no video", []*description.Media{audio(aac)}, errNoVideo, 0, ""},
+		{"MJPEG is not video we carry", []*description.Media{video(&format.MJPEG{})}, errNoVideo, 0, ""},
+		{"back channel skipped", []*description.Media{{Type: description.MediaTypeVideo, IsBackChannel: true, Formats: []format.Format{h264f}}}, errNoVideo, 0, ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			sel, err := selectTracks(&description.Session{Medias: tt.medias})
+			if !errors.Is(err, tt.err) {
+				t.Fatalf("err %v, want %v", err, tt.err)
+			}
+			if err != nil {
+				return
+			}
+			if sel.tracks.audio != tt.audio || sel.tracks.audioUnsupported != tt.unsupported {
+				t.Errorf("audio %v unsupported %q", sel.tracks.audio, sel.tracks.audioUnsupported)
+			}
+			if (sel.audioMedia != nil) != (tt.audio != audioNone) {
+				t.Errorf("audio media set up: %v", sel.audioMedia != nil)
+			}
+		})
+	}
+}
+
+// The slow-viewer policy, on a camera driven by hand.
+func TestOfferPolicy(t *testing.T) {
+	m := NewManager(Config{QueueBytes: 1000})
+	defer m.Close()
+	c := newCamera(m.ctx, m, "cam", &cameraStats{})
+	slow, fast := newViewer(t.Context(), c), newViewer(t.Context(), c)
+	c.viewers[slow], c.viewers[fast] = struct{}{}, struct{}{}
+	drain := func(v *Viewer) (n int) {
+		for {
+			if _, ok := v.pop(); !ok {
+				return n
+			}
+			n++
+		}
+	}
+
+	init := &initSegment{codecs: []byte(`{"type":"codecs"}`), data: make([]byte, 50)}
+	frag := func(key bool) *fragment { return &fragment{data: make([]byte, 300), key: key, init: init} }
+
+	// The fast viewer reads after every fragment; the slow one never.
+	publish := func(f *fragment) {
+		c.publish(f)
+		drain(fast)
+	}
+	publish(frag(true)) // codecs, init, key: 367 bytes
+	publish(frag(false))
+	if slow.queuedBytes() != 667 || slow.skipping {
+		t.Fatalf("queued %d", slow.queuedBytes())
+	}
+	publish(frag(false)) // 967: fits
+	publish(frag(false)) // does not fit: skipping
+	if !slow.skipping || c.stats.skips.Load() != 1 {
+		t.Fatalf("not skipping after overflow")
+	}
+	publish(frag(false)) // skipped without looking
+	for i := 1; i <= hopelessStrikes; i++ {
+		if _, ok := c.viewers[slow]; !ok {
+			t.Fatalf("dropped after %d strikes", i-1)
+		}
+		publish(frag(true)) // keyframe does not fit: a strike
+	}
+	if _, ok := c.viewers[slow]; ok || !errors.Is(slow.Err(), ErrTooSlow) || c.stats.dropped.Load() != 1 {
+		t.Fatalf("slow viewer not dropped: err %v", slow.Err())
+	}
+	if fast.skipping || c.stats.skips.Load() != 1 {
+		t.Fatalf("the reading viewer skipped")
+	}
+
+	// A viewer that falls behind and catches up resyncs at the next
+	// keyframe, where the init segment is not sent again.
+	fast.push(Message{Binary: make([]byte, 900)})
+	c.publish(frag(false))
+	if !fast.skipping {
+		t.Fatalf("not skipping")
+	}
+	drain(fast)
+	c.publish(frag(false))
+	if fast.queuedBytes() != 0 {
+		t.Errorf("skipping viewer got a non-keyframe")
+	}
+	c.publish(frag(true))
+	if fast.queuedBytes() != 300 || fast.skipping || fast.strikes != 0 {
+		t.Errorf("after resync: queued %d, skipping %v", fast.queuedBytes(), fast.skipping)
+	}
+	// A new init segment goes before the keyframe, codecs first.
+	init2 := &initSegment{codecs: []byte(`{"type":"codecs","x":1}`), data: make([]byte, 60)}
+	drain(fast)
+	c.publish(&fragment{data: make([]byte, 100), key: true, init: init2})
+	m1, _ := fast.pop()
+	m2, _ := fast.pop()
+	m3, _ := fast.pop()
+	if !bytes.Equal(m1.Text, init2.codecs) || len(m2.Binary) != 60 || len(m3.Binary) != 100 {
+		t.Errorf("new init: %q, %d, %d", m1.Text, len(m2.Binary), len(m3.Binary))
+	}
+
+	// Control messages go through whatever the bound.
+	fast.push(Message{Binary: make([]byte, 2000)})
+	c.setOffline(errors.New("down"))
+	if fast.queuedBytes() != 2000+len(offlineMsg.Text) {
+		t.Errorf("offline not queued over the bound")
+	}
+}
+
+func TestBackoff(t *testing.T) {
+	lo, hi := 100*time.Millisecond, 2*time.Second
+	for attempt := range 40 {
+		want := min(hi, lo<<min(attempt, 20))
+		for range 50 {
+			d := backoff(lo, hi, attempt)
+			if d < lo || d > want || d < want/2 && want/2 >= lo {
+				t.Fatalf("attempt %d: %v, want in [%v, %v]", attempt, d, max(lo, want/2), want)
+			}
+		}
+	}
+}
+
+func TestConfigDefaults(t *testing.T) {
+	c := Config{RetryMin: 3 * time.Second, RetryMax: time.Second, QueueBytes: -1}.withDefaults()
+	if c.Linger != DefaultLinger || c.QueueBytes != DefaultQueueBytes || c.RetryMax != 3*time.Second || c.Logger == nil {
+		t.Errorf("%+v", c)
+	}
+	c = Config{}.withDefaults()
+	if c.RetryMin != DefaultRetryMin || c.RetryMax != DefaultRetryMax {
+		t.Errorf("%+v", c)
+	}
+}
+
+func TestSourceRedaction(t *testing.T) {
+	src := Source{URL: "rtsp://admin:hunter2@cam.example:554/live?user=admin&password=hunter2#x", Transport: "UDP"}
+	want := "rtsp://cam.example:554/live (udp)"
+	for _, got := range []string{src.String(), fmt.Sprint(src), fmt.Sprintf("%+v", src), fmt.Sprintf("%#v", src)} {
+		if !strings.Contains(got, want) || strings.Contains(got, "hunter2") || strings.Contains(got, "admin") {
+			t.Errorf("%q", got)
+		}
+	}
+	var buf bytes.Buffer
+	slog.New(slog.NewJSONHandler(&buf, nil)).Info("x", "source", src)
+	if strings.Contains(buf.String(), "hunter2") || !strings.Contains(buf.String(), `"url":"rtsp://cam.example:554/live"`) {
+		t.Errorf("log: %s", buf.String())
+	}
+	if got := redactError(errors.New("bad "+src.URL), src.URL); strings.Contains(got, "hunter2") {
+		t.Errorf("redactError: %s", got)
+	}
+	if got := (Source{URL: "rtsp://a b:c@%zz"}).String(); strings.Contains(got, "c@") {
+		t.Errorf("unparsable URL printed: %s", got)
+	}
+}
