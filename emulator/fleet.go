@@ -242,8 +242,8 @@ func (f *Fleet) scanAll(ctx context.Context) (map[string]*Device, error) {
 	scan := func(ctx context.Context, c redis.UniversalClient) error {
 		it := c.Scan(ctx, 0, deviceKeyPrefix+"{*", scanCount).Iterator()
 		for it.Next(ctx) {
-			id, ok := strings.CutPrefix(it.Val(), deviceKeyPrefix+"{")
-			if id, ok = strings.CutSuffix(id, "}"); ok && validID(id) {
+			id := strings.TrimPrefix(it.Val(), deviceKeyPrefix+"{") // the SCAN pattern guarantees the prefix
+			if id, ok := strings.CutSuffix(id, "}"); ok && validID(id) {
 				mu.Lock()
 				ids = append(ids, id)
 				mu.Unlock()

@@ -41,12 +41,11 @@ const (
 
 // Sentinels of the gateway itself.
 var (
-	errRateLimited    = errors.New("too many requests")
-	errForbiddenOrig  = errors.New("origin not allowed")
-	errDeviceInUse    = errors.New("links point at this device")
-	errBodyRequired   = errors.New("a JSON body is required")
-	errUnknownDevice  = errors.New("unknown device")
-	errNotCameraRoute = errors.New("not a camera")
+	errRateLimited   = errors.New("too many requests")
+	errForbiddenOrig = errors.New("origin not allowed")
+	errDeviceInUse   = errors.New("links point at this device")
+	errBodyRequired  = errors.New("a JSON body is required")
+	errUnknownDevice = errors.New("unknown device")
 )
 
 // publicError is an error as the client sees it: a status, a code and a

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -183,17 +182,4 @@ func eventually(t testing.TB, within time.Duration, what string, cond func() boo
 		time.Sleep(time.Millisecond)
 	}
 	return time.Since(start)
-}
-
-func tokenOf(t testing.TB, linkURL string) string {
-	t.Helper()
-	u, err := url.Parse(linkURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tok, ok := strings.CutPrefix(u.Path, "/l/")
-	if !ok {
-		t.Fatalf("link URL %q has no /l/ path", linkURL)
-	}
-	return tok
 }

@@ -382,6 +382,7 @@ func (c *Cluster) settled(ctx context.Context, clients []*redis.Client) error {
 		}
 		// ClusterClient routes by CLUSTER SLOTS, so check the announced
 		// owner addresses too.
+		//lint:ignore SA1019 go-redis routes by CLUSTER SLOTS: that is what must be right
 		slots, err := clients[i].ClusterSlots(ctx).Result()
 		if err != nil {
 			return n.errorf("CLUSTER SLOTS: %v", err)
