@@ -230,7 +230,7 @@ func (s *Server) runSession(conn wsConn, l *tokens.Link, sessionID string) {
 		return
 	}
 	defer func() { s.hub.Unsubscribe(sub) }()
-	ws.sendHello(s.publicView(l, s.cfg.Now()), state, online)
+	ws.sendHello(state, online)
 	ws.armTimer(s.cfg.Now())
 	defer ws.stopTimer()
 
@@ -369,14 +369,27 @@ func (ws *wsSession) shut(reason string) {
 	ws.closeOnce.Do(func() { ws.close <- reason })
 }
 
-func (ws *wsSession) sendHello(link any, state map[string]json.RawMessage, online bool) {
+// sendHello queues the hello, with the link as it is now (an owner change
+// may have come since the socket opened), then what waited for it.
+func (ws *wsSession) sendHello(state map[string]json.RawMessage, online bool) {
 	ws.mu.Lock()
 	defer ws.mu.Unlock()
-	ws.send(ws.emu.Hello(link, state, online))
+	ws.send(ws.emu.Hello(ws.srv.publicView(ws.link, ws.srv.cfg.Now()), state, online))
 	for _, b := range ws.pending {
 		ws.send(b)
 	}
 	ws.pending, ws.hello = nil, true
+}
+
+// queue sends b after the hello: before it, b waits.
+func (ws *wsSession) queue(b []byte) {
+	ws.mu.Lock()
+	defer ws.mu.Unlock()
+	if !ws.hello {
+		ws.pending = append(ws.pending, b)
+		return
+	}
+	ws.send(b)
 }
 
 // deliver is the hub's callback: it runs on the hub's goroutine and never
