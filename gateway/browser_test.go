@@ -347,8 +347,14 @@ type browser struct {
 
 func startBrowser(t *testing.T) *browser {
 	t.Helper()
-	// Bounds the whole browser: a stuck page cannot hang the test run.
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	return startBrowserWithin(t, time.Minute)
+}
+
+// startBrowserWithin starts a browser that lives at most the given time: a
+// stuck page cannot hang the test run.
+func startBrowserWithin(t *testing.T, within time.Duration) *browser {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), within)
 	t.Cleanup(cancel)
 	actx, acancel := chromedp.NewExecAllocator(ctx,
 		chromedp.ExecPath(chromiumPath),

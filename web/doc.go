@@ -16,6 +16,8 @@
 // the recipient's commands with per-command feedback, follows the owner's
 // changes, shows offline and closing screens, and reconnects with backoff
 // (on the same session while it lasts, so blips do not count as uses).
+// On camera links /static/camera.js plays /l/{token}/live through Media
+// Source Extensions and holds the picture within half a second of live.
 //
 // The refusal pages (RenderError) are rendered on the server, so they work
 // without JavaScript; when it runs, app.js turns the opening time into local

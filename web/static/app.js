@@ -1017,7 +1017,12 @@
     let live;
     if (levels.has("live")) {
       const status = h("div", { class: "player-status" }, spinner(), h("p", { class: "player-title" }, "Connecting…"));
-      live = h("div", { class: "player", role: "group", "aria-label": "Live view", "data-state": "connecting" }, h("div", { class: "player-bar" }, h("span", { class: "player-badge", "aria-hidden": "true" }, "LIVE")), status);
+      live = h(
+        "div",
+        { class: "player", role: "group", "aria-label": "Live view", "data-state": "connecting" },
+        h("div", { class: "player-bar" }, h("span", { class: "player-badge", "aria-hidden": "true" }, "LIVE")),
+        status
+      );
       state.camera = { player: live, status };
     } else {
       live = h(

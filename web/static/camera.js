@@ -251,6 +251,7 @@
     lastTime: -1,
     movedAt: 0, // when the playhead last moved (performance.now())
     picture: false, // a frame has been decoded
+    unplayable: "", // the MIME type of a stream this browser cannot play
     ticker: 0,
   };
 
@@ -285,26 +286,29 @@
       ui.player = cam.player;
       ui.status = cam.status;
       view.state = "";
-      if (!ui.video) ui.video = makeVideo();
-      if (!ui.delay) {
-        ui.delay = h("span", { class: "player-delay", title: "Delay behind the newest picture", "aria-hidden": "true" });
+      if (MSE) {
+        if (!ui.video) ui.video = makeVideo();
+        if (!ui.delay) {
+          ui.delay = h("span", { class: "player-delay", title: "Delay behind the newest picture", "aria-hidden": "true" });
+        }
+        ui.player.prepend(ui.video);
+        (ui.player.querySelector(".player-bar") || ui.player).append(ui.delay);
+        ui.player.classList.toggle("has-picture", view.picture);
+        if (ui.sound) ui.player.append(ui.sound);
       }
-      ui.player.prepend(ui.video);
-      (ui.player.querySelector(".player-bar") || ui.player).append(ui.delay);
-      ui.player.classList.toggle("has-picture", view.picture);
-      if (ui.sound) ui.player.append(ui.sound);
     }
-    if (!view.ticker) view.ticker = setInterval(tick, TICK);
-    if (!MSE) {
-      fatal("no-mse");
+    if (!MSE) view.fatal = "no-mse";
+    if (view.fatal) {
+      show(view.fatal);
       return false;
     }
-    return !view.fatal;
+    if (!view.ticker) view.ticker = setInterval(tick, TICK);
+    return true;
   }
 
   /** The overlay over the picture: an icon or spinner, a line, maybe a note
    * and a button. */
-  function setStatus(state, visual, title, note, button) {
+  function setStatus(visual, title, note, button) {
     ui.status.replaceChildren(
       ...[visual, h("p", { class: "player-title" }, title), note && h("p", { class: "player-note" }, note), button].filter(Boolean)
     );
@@ -321,41 +325,35 @@
         LG.setLive(true);
         return;
       case "connecting":
-        setStatus(state, spinner(), "Connecting…");
+        setStatus(spinner(), "Connecting…");
         if (LG.state.live) LG.setLive(false, "Connecting to the camera…"); // the page opens connecting anyway
         return;
       case "waiting":
-        setStatus(state, spinner(), "Waiting for the picture…");
+        setStatus(spinner(), "Waiting for the picture…");
         LG.setLive(false, "Waiting for the camera's picture…");
         return;
       case "reconnecting":
-        setStatus(state, spinner(), "Reconnecting…", "The connection was interrupted.");
+        setStatus(spinner(), "Reconnecting…", "The connection was interrupted.");
         LG.setLive(false, "Connection lost. Reconnecting…");
         return;
       case "offline":
-        setStatus(state, icon("camera-off"), "Camera offline", "The picture comes back when the camera reconnects.");
+        setStatus(icon("camera-off"), "Camera offline", "The picture comes back when the camera reconnects.");
         LG.setLive(false, "The camera is offline. The picture comes back when it reconnects.", "offline");
         return;
       case "paused": {
         const button = h("button", { type: "button", class: "player-play" }, icon("play"), "Play live view");
         button.addEventListener("click", () => play(true));
-        setStatus(state, null, "Live view is paused", "Your browser waits for a tap before it plays video.", button);
+        setStatus(null, "Live view is paused", "Your browser waits for a tap before it plays video.", button);
         LG.setLive(false, "Live view is paused. Press play to watch.", "paused");
         return;
       }
       case "no-mse":
-        setStatus(
-          state,
-          icon("alert"),
-          "This browser can't play live video here",
-          "Open this link in a current version of Chrome, Edge, Firefox or Safari."
-        );
+        setStatus(icon("alert"), "This browser can't play live video here", "Open this link in a current version of Chrome, Edge, Firefox or Safari.");
         LG.setLive(false, "This browser can't play live video here.", "error");
         return;
       case "codec": {
-        const name = codecName(media.mime);
+        const name = codecName(view.unplayable);
         setStatus(
-          state,
           icon("alert"),
           "This browser can't play this camera's video",
           `The camera sends ${name || "a video format"} that this browser doesn't support. Try another browser or device.`
@@ -378,14 +376,14 @@
   /** Looks at the player: keeps it at the live edge and says what it shows. */
   function tick() {
     const v = ui.video;
-    if (!ui.player || !v || view.fatal) return;
+    if (!ui.player || !v || view.fatal || !ui.player.isConnected) return; // not on screen: no socket either
     keepLive();
     const now = performance.now();
     if (v.currentTime !== view.lastTime) {
       view.lastTime = v.currentTime;
       if (!v.paused) view.movedAt = now;
     }
-    if (v.paused && media.started && !view.blocked && !view.playPending && ui.player.isConnected && !document.hidden) play(false);
+    if (v.paused && media.started && !view.blocked && !view.playPending && !document.hidden) play(false);
     let state;
     if (conn.reconnecting) state = "reconnecting";
     else if (conn.offline) state = "offline";
@@ -468,6 +466,7 @@
     played: false, // the picture has played (after a reset: again)
     trimmed: 0, // when the buffer was last trimmed (ms)
     settleUntil: 0, // until then a new stream's first frames are jumped, not sped through
+    keyed: false, // keyframes are told apart (else the buffer is cut by time alone)
   };
 
   /** A new MediaSource on the video; the SourceBuffer comes on sourceopen. */
@@ -503,6 +502,7 @@
     closeMedia();
     media.mime = "";
     media.info = null;
+    media.keyed = false;
     view.picture = false;
     if (ui.player) ui.player.classList.remove("has-picture");
   }
@@ -532,7 +532,7 @@
   /** The stream's type: a new SourceBuffer type, or the first one. */
   function onCodecs(mime) {
     if (!canPlay(mime)) {
-      media.mime = mime;
+      view.unplayable = mime;
       fatal("codec");
       return;
     }
@@ -563,6 +563,7 @@
       return;
     }
     const key = isKeyframe(b, media.info);
+    media.keyed = media.keyed || key === true;
     if (media.waitKey && key === false) return;
     media.waitKey = false;
     if (media.queue.length >= MAX_QUEUE) {
@@ -652,7 +653,7 @@
     const b = v.buffered;
     if (!b.length) return;
     const limit = v.currentTime - KEEP;
-    let cut = media.info ? keyBefore(limit) : limit;
+    const cut = media.keyed ? keyBefore(limit) : limit;
     if (cut === null || cut - 0.1 <= b.start(0)) return;
     media.keys = media.keys.filter((k) => k >= cut);
     media.queue.unshift({ op: "remove", end: cut - 0.1 });
@@ -666,7 +667,7 @@
     const v = ui.video;
     const b = v.buffered;
     if (!b.length) return false;
-    let cut = keyBefore(v.currentTime);
+    let cut = media.keyed ? keyBefore(v.currentTime) : v.currentTime - 1;
     if (cut === null || cut - 0.1 <= b.start(0)) {
       const newest = media.keys.length ? media.keys[media.keys.length - 1] : null;
       if (newest === null || newest - 0.1 <= b.start(0)) return false;
