@@ -70,7 +70,7 @@ func (s *Server) runViewer(conn wsConn, l *tokens.Link, sessionID string) {
 	v := &viewer{srv: s, conn: conn, id: sessionID, linkID: l.ID, camera: l.Device, link: l,
 		close: make(chan string, 1), done: make(chan struct{})}
 
-	var stream <-chan media.Message
+	var stream *media.Viewer
 	if err := s.links.AcquireSession(ctx, l, sessionID); err != nil {
 		v.shut(reasonFor(err))
 	} else {
@@ -84,7 +84,7 @@ func (s *Server) runViewer(conn wsConn, l *tokens.Link, sessionID string) {
 				v.shut(emulator.ReasonUnavailable)
 			} else {
 				defer mv.Close()
-				stream = mv.Messages()
+				stream = mv
 				s.live.add(v)
 				defer s.live.remove(v)
 				v.armTimer(ctx)
@@ -145,8 +145,12 @@ func (v *viewer) readLoop() {
 // writeLoop relays the camera's messages, pings, and the closing. A viewer
 // too slow for the camera is handled by media (it skips to the next
 // keyframe, or is dropped, which ends the stream here).
-func (v *viewer) writeLoop(stream <-chan media.Message) {
+func (v *viewer) writeLoop(mv *media.Viewer) {
 	cfg := v.srv.cfg.WS
+	var stream <-chan media.Message
+	if mv != nil {
+		stream = mv.Messages()
+	}
 	ping := time.NewTicker(cfg.PingInterval)
 	defer ping.Stop()
 	write := func(typ int, b []byte) error {
@@ -159,7 +163,14 @@ func (v *viewer) writeLoop(stream <-chan media.Message) {
 			return
 		case m, ok := <-stream:
 			if !ok {
-				v.shut(emulator.ReasonTooSlow)
+				reason := emulator.ReasonUnavailable
+				switch err := mv.Err(); {
+				case errors.Is(err, media.ErrTooSlow):
+					reason = emulator.ReasonTooSlow
+				case errors.Is(err, media.ErrClosed):
+					reason = emulator.ReasonServerShutdown
+				}
+				v.shut(reason)
 				stream = nil
 				continue
 			}

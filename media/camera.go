@@ -2,6 +2,8 @@ package media
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -47,7 +49,6 @@ type camera struct {
 	chAdd    chan addRequest
 	chRemove chan *Viewer
 	quit     chan struct{}  // closed when run starts shutting down
-	done     chan struct{}  // closed when run has returned
 	pumps    sync.WaitGroup // viewer pumps
 
 	// Owned by run.
@@ -72,7 +73,6 @@ func newCamera(ctx context.Context, m *Manager, id string, stats *cameraStats) *
 		chAdd:    make(chan addRequest),
 		chRemove: make(chan *Viewer),
 		quit:     make(chan struct{}),
-		done:     make(chan struct{}),
 		viewers:  make(map[*Viewer]struct{}),
 	}
 }
@@ -134,7 +134,6 @@ func (c *camera) shutdown() {
 	c.stats.viewers.Store(0)
 	c.stats.online.Store(false)
 	c.pumps.Wait()
-	close(c.done)
 	c.m.wg.Done()
 }
 
@@ -182,7 +181,7 @@ func (c *camera) stopUpstream() {
 
 // add attaches a viewer and starts it from the cached group of pictures.
 func (c *camera) add(req addRequest) {
-	if c.up == nil || req.src != c.src {
+	if c.up == nil || !req.src.same(c.src) {
 		if c.up != nil {
 			c.log.Info("camera source changed: reconnecting")
 			c.stopUpstream()
@@ -241,14 +240,21 @@ func (c *camera) handle(ev upstreamEvent) {
 		c.stats.connects.Add(1)
 		c.publish(c.mux.startSession(ev.tracks))
 	case evVideo:
-		f, err := c.mux.video(ev.au, ev.pts)
+		var f *fragment
+		err := guard(func() (err error) {
+			f, err = c.mux.video(ev.au, ev.pts)
+			return err
+		})
 		if err != nil {
 			c.stats.resyncs.Add(1)
+			c.checkPanic(err)
 		}
 		c.publish(f)
 	case evAudio:
-		if err := c.mux.audioUnits(ev.au, ev.pts); err != nil {
+		err := guard(func() error { return c.mux.audioUnits(ev.au, ev.pts) })
+		if err != nil {
 			c.stats.decodeErrors.Add(1)
+			c.checkPanic(err)
 		}
 	case evVideoGap:
 		c.stats.resyncs.Add(1)
@@ -257,6 +263,15 @@ func (c *camera) handle(ev upstreamEvent) {
 		c.publish(c.mux.resync())
 		c.stats.failures.Add(1)
 		c.setOffline(ev.err)
+	}
+}
+
+// checkPanic logs a panic of the codec libraries and resets the session's
+// muxing state, which the panic may have left half-updated.
+func (c *camera) checkPanic(err error) {
+	if errors.Is(err, errPanic) {
+		c.log.Error("camera data crashed a parser", "error", err)
+		c.mux.reset()
 	}
 }
 
@@ -352,6 +367,22 @@ func (c *camera) broadcast(m Message) {
 	for v := range c.viewers {
 		v.push(m)
 	}
+}
+
+// errPanic marks a panic recovered by guard.
+var errPanic = errors.New("panic")
+
+// guard runs f, turning a panic into an error. The codec libraries parse
+// camera data (access units, slice headers, parameter sets); they are
+// fuzzed, and so is this package's path through them, but a panic left in
+// them must cost one camera a resync, not the instance every viewer.
+func guard(f func() error) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%w: %v", errPanic, r)
+		}
+	}()
+	return f()
 }
 
 // cameraStats are a camera's counters, kept by the manager across the

@@ -8,6 +8,7 @@ import (
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/mpeg4audio"
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4"
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4/seekablebuffer"
+	"github.com/bluenviron/mediacommon/v2/pkg/formats/mp4"
 )
 
 // SPSs from elsewhere than the committed clips.
@@ -93,18 +94,18 @@ func FuzzCodecString(f *testing.F) {
 			if !avc1Pattern.MatchString(s) {
 				t.Errorf("malformed codec string %q", s)
 			}
-			roundTripInit(t, &fmp4.CodecH264{SPS: sps, PPS: []byte{0x68, 0xee}})
+			roundTripInit(t, &mp4.CodecH264{SPS: sps, PPS: []byte{0x68, 0xee}})
 		}
 		if s, err := codecStringH265(sps); err == nil {
 			if !hvc1Pattern.MatchString(s) {
 				t.Errorf("malformed codec string %q", s)
 			}
-			roundTripInit(t, &fmp4.CodecH265{VPS: []byte{0x40, 0x01}, SPS: sps, PPS: []byte{0x44, 0x01}})
+			roundTripInit(t, &mp4.CodecH265{VPS: []byte{0x40, 0x01}, SPS: sps, PPS: []byte{0x44, 0x01}})
 		}
 	})
 }
 
-func roundTripInit(t *testing.T, c fmp4.Codec) {
+func roundTripInit(t *testing.T, c mp4.Codec) {
 	t.Helper()
 	var buf seekablebuffer.Buffer
 	init := fmp4.Init{Tracks: []*fmp4.InitTrack{{ID: 1, TimeScale: videoTimescale, Codec: c}}}
@@ -121,8 +122,8 @@ func TestRenameSampleEntry(t *testing.T) {
 	c := loadClip(t, "h265.h265")
 	var buf seekablebuffer.Buffer
 	init := fmp4.Init{Tracks: []*fmp4.InitTrack{
-		{ID: 1, TimeScale: videoTimescale, Codec: &fmp4.CodecH265{VPS: c.vps, SPS: c.sps, PPS: c.pps}},
-		{ID: 2, TimeScale: 48000, Codec: &fmp4.CodecOpus{ChannelCount: 2}},
+		{ID: 1, TimeScale: videoTimescale, Codec: &mp4.CodecH265{VPS: c.vps, SPS: c.sps, PPS: c.pps}},
+		{ID: 2, TimeScale: 48000, Codec: &mp4.CodecOpus{ChannelCount: 2}},
 	}}
 	if err := init.Marshal(&buf); err != nil {
 		t.Fatal(err)
@@ -138,7 +139,7 @@ func TestRenameSampleEntry(t *testing.T) {
 	if err := back.Unmarshal(bytes.NewReader(data)); err != nil {
 		t.Fatalf("renamed init does not parse: %v", err)
 	}
-	if _, ok := back.Tracks[0].Codec.(*fmp4.CodecH265); !ok || len(back.Tracks) != 2 {
+	if _, ok := back.Tracks[0].Codec.(*mp4.CodecH265); !ok || len(back.Tracks) != 2 {
 		t.Errorf("tracks %+v", back.Tracks)
 	}
 

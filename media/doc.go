@@ -69,8 +69,10 @@
 // the viewer skips everything up to the next keyframe that fits. Its own
 // stream then has a gap in decode times (the player must jump it, as live
 // players do). A viewer whose queue is still too full at 3 keyframes in a
-// row is dropped: its Messages channel closes and [CameraStats].Dropped
-// counts it. Control messages and init segments are never dropped.
+// row is dropped: its Messages channel closes, [Viewer.Err] returns
+// [ErrTooSlow] and [CameraStats].Dropped counts it. Control messages are
+// never dropped; a new codecs message and init segment go with the first
+// keyframe that fits.
 //
 // # Goroutines
 //
@@ -89,7 +91,9 @@
 // upstream stops [Config.Linger] after its last viewer leaves. Camera data
 // of any shape gives errors, counted in [CameraStats], never a panic: access
 // units are bounded to 8 MiB and 64 NAL units, parameter sets to 4 KiB, and
-// every new SPS must parse before it is used.
+// every new SPS must parse before it is used. As a last line, a panic of
+// the codec libraries on camera data is recovered and costs that camera a
+// resync (logged at error level), not the process.
 //
 // Source URLs carry credentials: they never reach a log or an error.
 package media

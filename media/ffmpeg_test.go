@@ -22,6 +22,7 @@ import (
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h265"
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4"
+	"github.com/bluenviron/mediacommon/v2/pkg/formats/mp4"
 	"github.com/pion/rtp"
 
 	"github.com/linkgate/linkgate/media"
@@ -58,7 +59,7 @@ func TestFFmpeg(t *testing.T) {
 
 			first := watch(t, m, src)
 			first.waitFragment(t, 5*time.Second)
-			// Join in the middle of the next group of pictures.
+			// Join 300 ms into a later group of pictures.
 			time.Sleep(1300 * time.Millisecond)
 			second := watch(t, m, src)
 			time.Sleep(time.Second)
@@ -203,7 +204,7 @@ func (w *watcher) check(t *testing.T, relay *rtspRelay) *stream {
 	track := s.init.Tracks[0]
 	switch camera := camera.(type) {
 	case *format.H264:
-		codec, ok := track.Codec.(*fmp4.CodecH264)
+		codec, ok := track.Codec.(*mp4.CodecH264)
 		if !ok {
 			t.Fatalf("init segment codec %T, want H.264", track.Codec)
 		}
@@ -212,7 +213,7 @@ func (w *watcher) check(t *testing.T, relay *rtspRelay) *stream {
 		}
 		checkH264(t, s.codecs, codec.SPS)
 	case *format.H265:
-		codec, ok := track.Codec.(*fmp4.CodecH265)
+		codec, ok := track.Codec.(*mp4.CodecH265)
 		if !ok {
 			t.Fatalf("init segment codec %T, want H.265", track.Codec)
 		}

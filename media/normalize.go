@@ -215,14 +215,3 @@ func (n *normalizer) update(nalu []byte) error {
 	*cur = bytes.Clone(nalu)
 	return nil
 }
-
-// codecString returns the codec string of the current parameter sets.
-func (n *normalizer) codecString() (string, error) {
-	switch n.codec {
-	case codecH264:
-		return codecStringH264(n.sps)
-	case codecH265:
-		return codecStringH265(n.sps)
-	}
-	return "", errUnknownCodec
-}

@@ -81,8 +81,8 @@ func TestNormalizeH264(t *testing.T) {
 func TestNormalizeH265(t *testing.T) {
 	c := loadClip(t, "h265.h265")
 	aud := []byte{0x46, 0x01, 0x50}
-	idr := []byte{0x28, 0x01, 0xaf}  // IDR_N_LP
-	cra := []byte{0x2a, 0x01, 0xaf}  // CRA
+	idr := []byte{0x28, 0x01, 0xaf}   // IDR_N_LP
+	cra := []byte{0x2a, 0x01, 0xaf}   // CRA
 	trail := []byte{0x02, 0x01, 0xd0} // TRAIL_R
 	n := normalizer{codec: codecH265}
 	if _, _, err := n.normalize([][]byte{aud, idr}); !errors.Is(err, errNoParamSets) {

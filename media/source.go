@@ -48,6 +48,11 @@ func (s Source) String() string {
 // GoString is String, for %#v.
 func (s Source) GoString() string { return "media.Source{" + s.String() + "}" }
 
+// same reports whether o pulls the same stream the same way.
+func (s Source) same(o Source) bool {
+	return s.URL == o.URL && s.transport() == o.transport()
+}
+
 func (s Source) transport() string {
 	if s.Transport == "" {
 		return "tcp"
@@ -98,6 +103,9 @@ func redactURL(raw string) string {
 // redactError returns err's text with the source URL and its password
 // replaced, for errors of the RTSP client that might quote them.
 func redactError(err error, raw string) string {
+	if err == nil {
+		return ""
+	}
 	s := err.Error()
 	u, perr := url.Parse(raw)
 	if perr != nil {

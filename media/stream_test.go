@@ -12,6 +12,7 @@ import (
 
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4"
+	"github.com/bluenviron/mediacommon/v2/pkg/formats/mp4"
 )
 
 // This file reads viewers the way a browser would and checks the message
@@ -266,13 +267,13 @@ func checkCodecs(t testing.TB, c codecsMessage, init *fmp4.Init) {
 	var want []string
 	for _, tr := range init.Tracks {
 		switch codec := tr.Codec.(type) {
-		case *fmp4.CodecH264:
+		case *mp4.CodecH264:
 			want = append(want, expectedAVC1(codec.SPS))
-		case *fmp4.CodecH265:
+		case *mp4.CodecH265:
 			want = append(want, expectedHVC1(t, codec.SPS))
-		case *fmp4.CodecMPEG4Audio:
+		case *mp4.CodecMPEG4Audio:
 			want = append(want, "mp4a.40.2")
-		case *fmp4.CodecOpus:
+		case *mp4.CodecOpus:
 			want = append(want, "opus")
 		default:
 			t.Errorf("unexpected codec %T", codec)

@@ -19,8 +19,12 @@ import (
 	"github.com/pion/rtp"
 )
 
-// errNoVideo is the error of a session whose SDP has no H.264 or H.265.
-var errNoVideo = errors.New("no H.264 or H.265 video in the stream")
+var (
+	// errNoVideo is the error of a session whose SDP has no H.264 or H.265.
+	errNoVideo = errors.New("no H.264 or H.265 video in the stream")
+	// errSessionEnded stands for a session that ended without an error.
+	errSessionEnded = errors.New("session ended")
+)
 
 // eventKind says what an upstreamEvent carries.
 type eventKind int
@@ -66,6 +70,9 @@ func (u *upstream) run(ctx context.Context) {
 		fed, err := u.session(ctx)
 		if ctx.Err() != nil {
 			return
+		}
+		if err == nil {
+			err = errSessionEnded
 		}
 		u.log.Debug("camera session ended", "error", redactError(err, u.src.URL), "attempt", attempt)
 		if !u.send(ctx, upstreamEvent{kind: evDown, err: err}) {
@@ -213,7 +220,11 @@ func (u *upstream) onVideo(ctx context.Context, c *gortsplib.Client, sel *select
 		}
 		prevTS, prevPTS, prevMarker = pkt.Timestamp, pts, pkt.Marker
 
-		au, err := decode(pkt)
+		var au [][]byte
+		err := guard(func() (err error) {
+			au, err = decode(pkt)
+			return err
+		})
 		if err != nil {
 			if errors.Is(err, rtph264.ErrMorePacketsNeeded) || errors.Is(err, rtph265.ErrMorePacketsNeeded) ||
 				errors.Is(err, rtph264.ErrNonStartingPacketAndNoPrevious) ||
@@ -258,7 +269,11 @@ func (u *upstream) onAudio(ctx context.Context, c *gortsplib.Client, sel *select
 		if !ok {
 			return
 		}
-		aus, err := decode(pkt)
+		var aus [][]byte
+		err := guard(func() (err error) {
+			aus, err = decode(pkt)
+			return err
+		})
 		if err != nil {
 			if !errors.Is(err, rtpmpeg4audio.ErrMorePacketsNeeded) {
 				u.stats.decodeErrors.Add(1)

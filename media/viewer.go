@@ -41,9 +41,9 @@ const hopelessStrikes = 3
 // for it, and emptied into Messages by the viewer's own goroutine.
 type Viewer struct {
 	cam      *camera
-	ctx      context.Context
-	out      chan Message  // Messages; closed by pump
-	done     chan struct{} // closed by end
+	ctx      context.Context // from Watch: the viewer ends with it
+	out      chan Message    // Messages; closed by pump
+	done     chan struct{}   // closed by end
 	endOnce  sync.Once
 	err      error         // why it ended; written in endOnce, read after done
 	pumpDone chan struct{} // closed when pump has returned

@@ -16,6 +16,7 @@ import (
 	"github.com/bluenviron/gortsplib/v4/pkg/format/rtph264"
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4"
+	"github.com/bluenviron/mediacommon/v2/pkg/formats/mp4"
 	"github.com/pion/rtp"
 
 	"github.com/linkgate/linkgate/media"
@@ -324,7 +325,7 @@ func TestThroughManager(t *testing.T) {
 	if len(init.Tracks) != 1 {
 		t.Fatalf("init segment: %d tracks, want 1", len(init.Tracks))
 	}
-	codec, ok := init.Tracks[0].Codec.(*fmp4.CodecH264)
+	codec, ok := init.Tracks[0].Codec.(*mp4.CodecH264)
 	if !ok {
 		t.Fatalf("init segment: %T, want H.264", init.Tracks[0].Codec)
 	}
