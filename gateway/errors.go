@@ -143,13 +143,15 @@ func invalidJSON(format string, args ...any) *publicError {
 	return &publicError{status: http.StatusBadRequest, code: codeInvalidJSON, message: fmt.Sprintf(format, args...)}
 }
 
+var headerRetryAfter, retryAfter = []byte(fiber.HeaderRetryAfter), []byte("5")
+
 // errorHandler is Fiber's error handler: JSON for everything but link pages,
 // which get an HTML page.
 func (s *Server) errorHandler(c *fiber.Ctx, err error) error {
 	pe := toPublic(err)
 	s.logError(c, pe)
 	if pe.status == http.StatusTooManyRequests || pe.status == http.StatusServiceUnavailable {
-		c.Set(fiber.HeaderRetryAfter, "5")
+		c.Response().Header.SetCanonical(headerRetryAfter, retryAfter)
 	}
 	c.Status(pe.status)
 	if c.Method() == fiber.MethodGet && c.Locals(localPage) != nil {

@@ -60,18 +60,27 @@ func (s *Server) openPage(c *fiber.Ctx) error {
 func (s *Server) refuseOpen(c *fiber.Ctx, err error) error {
 	c.Locals(localPage, true)
 	pe := toPublic(err)
-	if pe.status != fiber.StatusServiceUnavailable && !s.failedOpens.allow(c.IP(), s.cfg.Now()) {
+	if pe.status != fiber.StatusServiceUnavailable && !s.failedOpens.allow(s.clientKey(c), s.cfg.Now()) {
 		pe = toPublic(errRateLimited)
 	}
 	s.metrics.openRefused(pe.code)
 	return pe
 }
 
+// clientKey is the client's address for rate limits: the peer's IP bytes,
+// or, behind trusted proxies, the address they forward.
+func (s *Server) clientKey(c *fiber.Ctx) []byte {
+	if len(s.cfg.TrustedProxies) > 0 {
+		return []byte(c.IP())
+	}
+	return c.Context().RemoteIP()
+}
+
 // openSession exchanges a link token for a session: it counts a use, logs the
 // access and answers the link's public view.
 func (s *Server) openSession(c *fiber.Ctx) error {
 	now := s.cfg.Now()
-	if !s.sessions.allow(c.IP(), now) {
+	if !s.sessions.allow(s.clientKey(c), now) {
 		s.metrics.sessions.WithLabelValues(codeRateLimited).Inc()
 		return errRateLimited
 	}

@@ -43,17 +43,19 @@ func newIPLimiter(l RateLimit) *ipLimiter {
 }
 
 // allow takes one token from ip's bucket and reports whether there was one.
-func (r *ipLimiter) allow(ip string, now time.Time) bool {
+// ip is the client address in any stable byte form; a refusal flood from one
+// address looks it up without allocating.
+func (r *ipLimiter) allow(ip []byte, now time.Time) bool {
 	if r.limit.Rate <= 0 {
 		return true
 	}
-	sh := &r.shards[maphash.String(r.seed, ip)%uint64(len(r.shards))]
+	sh := &r.shards[maphash.Bytes(r.seed, ip)%uint64(len(r.shards))]
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	b := sh.buckets[ip]
+	b := sh.buckets[string(ip)]
 	if b == nil {
 		b = &bucket{lim: rate.NewLimiter(rate.Limit(r.limit.Rate), r.limit.Burst)}
-		sh.buckets[ip] = b
+		sh.buckets[string(ip)] = b
 	}
 	b.seen = now
 	return b.lim.AllowN(now, 1)

@@ -149,7 +149,7 @@ func (s *Server) authorizeSocket(c *fiber.Ctx, kind tokens.Kind, level string) e
 		}
 		session = sc.SessionID()
 	} else {
-		if !s.sessions.allow(c.IP(), now) {
+		if !s.sessions.allow(s.clientKey(c), now) {
 			return errRateLimited
 		}
 		var id [8]byte

@@ -5,7 +5,7 @@
 #   forged - linkgate, a token of the right shape with a bad signature
 # Each round runs the three in turn with wrk; the table gives medians over
 # rounds, ratios against bare, and the Redis commands each run caused
-# (INFO commandstats before and after: the GETs and MGETs an open could make).
+# (INFO commandstats before and after: the MGETs of the link cache).
 #
 # Needs redis-server and wrk (apt-get install redis-server wrk).
 # Usage: loadtest/bench-open.sh [ROUNDS=5 DURATION=10s CONNECTIONS=32]
@@ -27,22 +27,34 @@ go build -o "$work/barefiber" ./loadtest/barefiber
 redis-server --port "$rport" --bind 127.0.0.1 --save '' --appendonly no --dir "$work" >"$work/redis.log" 2>&1 &
 until redis-cli -p "$rport" ping >/dev/null 2>&1; do sleep 0.1; done
 
+# A plain gateway: no demo fleet or camera in the measured process. The
+# owner, device and link are made the way an operator and an owner would.
+keys="1:$(head -c 32 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')"
+apikey=$("$work/linkgate" owner create bench --redis "redis://127.0.0.1:$rport" | awk '/^owner api key:/ {print $4}')
 "$work/linkgate" serve --addr "127.0.0.1:$gport" --redis "redis://127.0.0.1:$rport" \
-	--keys "1:$(head -c 32 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')" --demo --log-level warn >"$work/gw.out" 2>"$work/gw.log" &
+	--keys "$keys" --log-level warn >"$work/gw.out" 2>"$work/gw.log" &
 "$work/barefiber" --addr "127.0.0.1:$bport" 2>"$work/bare.log" &
-until grep -q '^demo link:' "$work/gw.out" 2>/dev/null; do sleep 0.1; done
+until curl -fs "http://127.0.0.1:$gport/readyz" >/dev/null; do sleep 0.1; done
 until curl -fs "http://127.0.0.1:$bport/l/x" >/dev/null; do sleep 0.1; done
+api=(--server "http://127.0.0.1:$gport" --api-key "$apikey")
+cat >"$work/plug.json" <<'JSON'
+{"nodes":[{"id":"switch","name":"Switch","properties":[{"id":"on","name":"On","datatype":"boolean","settable":true}]}]}
+JSON
+device=$("$work/linkgate" device create --name Plug --type plug --file "$work/plug.json" --json "${api[@]}" |
+	python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+"$work/linkgate" link create --device "$device" --name bench --control switch/on --json "${api[@]}" |
+	python3 -c 'import json,sys; print("link: " + json.load(sys.stdin)["url"])' >"$work/gw.out"
 
-valid=$(awk '/^demo link:/ {print $3}' "$work/gw.out")
+valid=$(awk '/^link:/ {print $2}' "$work/gw.out")
 token=${valid##*/}
 forged="http://127.0.0.1:$gport/l/${token:0:40}$(printf 'A%.0s' $(seq 1 $(( ${#token} - 40 ))))"
 bare="http://127.0.0.1:$bport/l/$token"
 
-# Redis reads an open could make (GET, MGET). The demo fleet's telemetry
-# and the feed's XREADs run all along and are not the opens' doing.
+# Redis reads an open can make: the link cache reads a record with one MGET
+# (record and use count). The feed's XREADs run all along.
 redis_calls() {
 	redis-cli -p "$rport" info commandstats |
-		awk -F'[:=,]' '$1 == "cmdstat_get" || $1 == "cmdstat_mget" {n += $3} END {print n+0}'
+		awk -F'[:=,]' '$1 == "cmdstat_mget" {n += $3} END {print n+0}'
 }
 
 # run NAME URL: one wrk run; appends "name rps p99_ms redis_calls requests".
