@@ -21,7 +21,6 @@ import (
 
 	"github.com/linkgate/linkgate/emulator"
 	"github.com/linkgate/linkgate/gateway"
-	"github.com/linkgate/linkgate/tokens"
 	"github.com/linkgate/linkgate/tokens/redistest"
 )
 
@@ -262,44 +261,6 @@ func needChromium(t *testing.T) {
 		}
 		t.Skipf("%s is missing; `make test` installs it (apt-get install chromium)", chromiumPath)
 	}
-}
-
-// serveGateway serves a gateway on ln, as startGateway does, and returns a
-// func that shuts it down (sessions get "server-shutdown") and waits.
-func serveGateway(t *testing.T, rdb redis.UniversalClient, ring *tokens.KeyRing, ln net.Listener, tweak ...func(*gateway.Config)) (*instance, func()) {
-	t.Helper()
-	base := "http://" + ln.Addr().String()
-	cfg := gateway.Config{
-		Keys:        ring,
-		PublicURL:   base,
-		Logger:      slog.New(slog.NewTextHandler(io.Discard, nil)),
-		FailedOpens: gateway.RateLimit{Rate: 1e6, Burst: 1e6},
-		Sessions:    gateway.RateLimit{Rate: 1e6, Burst: 1e6},
-		Feed:        tokens.FeedConfig{Block: 200 * time.Millisecond, Backoff: 50 * time.Millisecond},
-	}
-	for _, f := range tweak {
-		f(&cfg)
-	}
-	srv, err := gateway.New(cfg, rdb)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, ln, 5*time.Second) }()
-	stop := sync.OnceFunc(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-	})
-	t.Cleanup(stop)
-	select {
-	case <-srv.Feed().Ready():
-	case <-time.After(10 * time.Second):
-		t.Fatal("feed never became ready")
-	}
-	return &instance{Server: srv, url: base}, stop
 }
 
 // runFleet runs simulated devices for every device on rdb, and returns a

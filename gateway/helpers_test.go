@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -38,14 +39,23 @@ type instance struct {
 	url string
 }
 
-// startGateway serves a gateway on rdb until the test ends, and waits until
-// its feed follows the stream.
+// startGateway serves a gateway on rdb, on a free loopback port, until the
+// test ends, and waits until its feed follows the stream.
 func startGateway(t testing.TB, rdb redis.UniversalClient, ring *tokens.KeyRing, tweak ...func(*gateway.Config)) *instance {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
+	in, _ := serveGateway(t, rdb, ring, ln, tweak...)
+	return in
+}
+
+// serveGateway serves a gateway on ln until the test ends, waits until its
+// feed follows the stream, and returns a func that shuts it down earlier
+// (sessions get "server-shutdown") and waits.
+func serveGateway(t testing.TB, rdb redis.UniversalClient, ring *tokens.KeyRing, ln net.Listener, tweak ...func(*gateway.Config)) (*instance, func()) {
+	t.Helper()
 	base := "http://" + ln.Addr().String()
 	cfg := gateway.Config{
 		Keys:      ring,
@@ -66,18 +76,19 @@ func startGateway(t testing.TB, rdb redis.UniversalClient, ring *tokens.KeyRing,
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ctx, ln, 5*time.Second) }()
-	t.Cleanup(func() {
+	stop := sync.OnceFunc(func() {
 		cancel()
 		if err := <-done; err != nil {
 			t.Errorf("serve: %v", err)
 		}
 	})
+	t.Cleanup(stop)
 	select {
 	case <-srv.Feed().Ready():
 	case <-time.After(10 * time.Second):
 		t.Fatal("feed never became ready")
 	}
-	return &instance{Server: srv, url: base}
+	return &instance{Server: srv, url: base}, stop
 }
 
 // answer is an HTTP response with its body read.
