@@ -349,8 +349,7 @@ func TestLiveScript(t *testing.T) {
 	js := readStatic(t, "live.js")
 	for _, want := range []string{
 		"new WebSocket(",
-		"/ws`",
-		`location.protocol === "https:" ? "wss:" : "ws:"`,
+		`LG.socketURL("ws")`,
 		`type: "set"`,
 		`"linkgate:ready"`,
 		`"linkgate:closed"`,
@@ -478,9 +477,8 @@ func TestCameraScript(t *testing.T) {
 	js := readStatic(t, "camera.js")
 	for _, want := range []string{
 		"new WebSocket(",
-		"/live`",
+		`LG.socketURL("live")`,
 		`binaryType = "arraybuffer"`,
-		`location.protocol === "https:" ? "wss:" : "ws:"`,
 		// ManagedMediaSource first (Safari on iOS), then MediaSource, and
 		// the type checked before a SourceBuffer is made.
 		"window.ManagedMediaSource || window.MediaSource",

@@ -31,6 +31,8 @@
  *   refuse(code, opts)     show a refusal screen ("expired", "disabled", ...)
  *   reopen()               show the loading screen and open a new session
  *   screen()               the name of the screen on show ("app", "loading", a code)
+ *   backoff(n)             ms to wait before retry n: 0.5–1 s, 1–2 s, ... 15–30 s
+ *   socketURL(name)        the ws(s):// URL of this link's socket ("ws", "live")
  * and on document the events "linkgate:ready" (the app screen is up, detail is
  * state) and "linkgate:closed" (the app screen went away, detail.screen says
  * for what).
@@ -1150,6 +1152,18 @@
 
   // ---------- Start ----------
 
+  /** Exponential backoff with jitter, shared by the live layers' reconnects:
+   * 0.5–1 s, 1–2 s, 2–4 s, ... 15–30 s. */
+  function backoff(n) {
+    const base = Math.min(30000, 1000 * 2 ** Math.min(n, 5));
+    return Math.round(base / 2 + (Math.random() * base) / 2);
+  }
+
+  function socketURL(name) {
+    const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+    return `${scheme}//${location.host}/l/${state.token}/${name}`;
+  }
+
   const reopen = () => openSession({ quiet: false });
   const screen = () => current;
   window.LinkGate = Object.freeze({
@@ -1164,6 +1178,8 @@
     refuse,
     reopen,
     screen,
+    backoff,
+    socketURL,
   });
 
   if (!app) return;

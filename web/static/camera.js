@@ -58,7 +58,6 @@
 
   const FIRST_TIMEOUT = 10000; // an open socket that says nothing is broken
   const STABLE_AFTER = 10000; // a connection this old resets the backoff
-  const MAX_BACKOFF = 30000;
   const LIVE_MAX = 0.5; // s behind the newest picture before catching up
   const LIVE_TARGET = 0.25; // s behind at which normal speed resumes
   const LIVE_JUMP = 2; // s behind before jumping instead
@@ -735,16 +734,9 @@
     retryTimer: 0,
   };
 
-  /** Exponential backoff with jitter: 0.5–1 s, 1–2 s, 2–4 s, ... 15–30 s. */
-  function backoff(n) {
-    const base = Math.min(MAX_BACKOFF, 1000 * 2 ** Math.min(n, 5));
-    return Math.round(base / 2 + (Math.random() * base) / 2);
-  }
+  const backoff = LG.backoff;
 
-  function socketURL() {
-    const scheme = location.protocol === "https:" ? "wss:" : "ws:";
-    return `${scheme}//${location.host}/l/${LG.state.token}/live`;
-  }
+  const socketURL = () => LG.socketURL("live");
 
   /** Lets the current socket go, quietly, with its timers. The picture stays. */
   function teardown() {

@@ -46,7 +46,6 @@
   const DONE_SHOW = 1600;
   const REFUSED_SHOW = 8000;
   const STABLE_AFTER = 10000; // a connection this old resets the backoff
-  const MAX_BACKOFF = 30000;
   const CHART_POINTS = 60;
 
   // Close codes, for when the closing message was lost on the way.
@@ -487,16 +486,9 @@
     retryTimer: 0,
   };
 
-  /** Exponential backoff with jitter: 0.5–1 s, 1–2 s, 2–4 s, ... 15–30 s. */
-  function backoff(n) {
-    const base = Math.min(MAX_BACKOFF, 1000 * 2 ** Math.min(n, 5));
-    return Math.round(base / 2 + (Math.random() * base) / 2);
-  }
+  const backoff = LG.backoff;
 
-  function socketURL() {
-    const scheme = location.protocol === "https:" ? "wss:" : "ws:";
-    return `${scheme}//${location.host}/l/${LG.state.token}/ws`;
-  }
+  const socketURL = () => LG.socketURL("ws");
 
   /** Lets the current socket go, quietly, with its timers and commands. */
   function teardown() {
