@@ -238,7 +238,7 @@
 
   // The elements of the player box app.js made (state.camera); the video
   // moves along when app.js renders the app again.
-  const ui = { player: null, status: null, video: null, delay: null, sound: null };
+  const ui = { player: null, status: null, video: null, delay: null, sound: null, audioNote: null };
 
   // What the player shows: "connecting", "live", "waiting", "offline",
   // "reconnecting", "paused", or one of the fatal ones, "no-mse" and "codec".
@@ -448,6 +448,20 @@
       if (ui.player) ui.player.append(ui.sound);
     }
     ui.sound.hidden = false;
+  }
+
+  /** Says, under the picture, that the camera's sound cannot be carried to
+   * a browser (G.711 and the like): the stream is video only. */
+  function audioNote(on) {
+    if (!on) {
+      if (ui.audioNote) ui.audioNote.hidden = true;
+      return;
+    }
+    if (!ui.audioNote && ui.player) {
+      ui.audioNote = h("p", { class: "player-note", role: "note" }, "This camera's sound can't be played in a browser; you see its video only.");
+      ui.player.after(ui.audioNote);
+    }
+    if (ui.audioNote) ui.audioNote.hidden = false;
   }
 
   // ---------- Media Source ----------
@@ -802,6 +816,7 @@
     switch (m.type) {
       case "codecs":
         opened();
+        audioNote(m.audio === "unsupported");
         if (typeof m.mime === "string" && m.mime) onCodecs(m.mime);
         break;
       case "offline":
