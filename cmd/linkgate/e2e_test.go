@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/linkgate/linkgate/emulator"
 	"github.com/linkgate/linkgate/gateway/ownerapi"
 	"github.com/linkgate/linkgate/tokens"
 	"github.com/linkgate/linkgate/tokens/redistest"
@@ -214,5 +215,59 @@ func TestCLI(t *testing.T) {
 	}
 	if code, _, _ := cli(t, "link", "list", "--server", base, "--api-key", "lgk_wrong"); code != 5 {
 		t.Errorf("a bad API key exits %d, want 5", code)
+	}
+}
+
+// TestDevicesCommand runs `linkgate devices` as its own process would: the
+// devices an owner registers come online on the bus and answer commands.
+func TestDevicesCommand(t *testing.T) {
+	srv := redistest.Start(t)
+	rdb := srv.Client(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	var out, errOut lockedBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"devices", "--redis", srv.URL(), "--log-level", "warn"}, &out, &errOut)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		if code := <-done; code != 0 {
+			t.Errorf("linkgate devices exited %d: %s", code, errOut.String())
+		}
+	})
+
+	plug := emulator.DemoDevices()[0]
+	plug.Owner = "someone"
+	if err := emulator.NewStore(rdb).Create(context.Background(), plug); err != nil {
+		t.Fatal(err)
+	}
+	bus := emulator.NewBus(rdb)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if _, online, err := bus.Snapshot(context.Background(), plug.ID); err == nil && online {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the plug never came online; stderr: %s", errOut.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	w := bus.Watch(context.Background())
+	defer w.Close()
+	if err := w.Add(context.Background(), plug.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := bus.Send(context.Background(), plug.ID, emulator.Command{ID: "c1", Property: "switch/on", Value: []byte("true")}); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		select {
+		case c := <-w.Changes():
+			if c.Property == "switch/on" && string(c.Value) == "true" {
+				return
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("the plug did not answer the command")
+		}
 	}
 }
