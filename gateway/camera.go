@@ -4,7 +4,6 @@ import (
 	"context"
 
 	"errors"
-	"sync"
 	"time"
 
 	"github.com/fasthttp/websocket"
@@ -14,27 +13,12 @@ import (
 	"github.com/linkgate/linkgate/tokens"
 )
 
-// viewer is one open camera page: it relays the camera's stream (shared by
-// every viewer of the camera on this instance) to one socket. The writer
-// goroutine owns the socket's writes; the reader only keeps the socket
-// alive (pongs, the page's close).
+// viewer is one open camera page: its socket relays the camera's stream,
+// shared by every viewer of the camera on this instance. Camera pages send
+// nothing; the reader only keeps the socket alive.
 type viewer struct {
-	srv    *Server
-	conn   wsConn
-	id     string
-	linkID tokens.LinkID
-	camera string // the link's camera when the viewer opened; fixed
-	close  chan string
-	done   chan struct{}
-
-	mu        sync.Mutex // guards link
-	link      *tokens.Link
-	closeOnce sync.Once
+	*socket
 }
-
-func (v *viewer) linkKey() tokens.LinkID { return v.linkID }
-func (v *viewer) deviceKey() string      { return v.camera }
-func (v *viewer) shut(reason string)     { v.closeOnce.Do(func() { v.close <- reason }) }
 
 // apply closes the viewer when its link may no longer show live video: the
 // link disabled, deleted, out of its window or schedule, moved to another
@@ -47,17 +31,20 @@ func (v *viewer) apply(ctx context.Context, l *tokens.Link, err error, deviceCha
 	case err != nil:
 		return // Redis unreachable: the failure bounds decide (WSConfig)
 	}
-	old := swapLink(&v.mu, &v.link, l, deviceChanged)
+	old := v.swapLink(l, deviceChanged)
 	if old == nil {
 		return
 	}
-	switch reason := closeReason(old, l, v.camera, v.srv.cfg.Now()); {
+	now := v.srv.cfg.Now()
+	switch reason := closeReason(old, l, v.device, now); {
 	case reason != "":
 		v.shut(reason)
 	case !l.Permissions.HasLevel(tokens.LevelLive):
 		v.shut(emulator.ReasonLevelRevoked)
 	case deviceChanged:
 		v.shut(emulator.ReasonDeviceChanged) // a new source: the page reopens
+	default:
+		v.armTimer(now)
 	}
 }
 
@@ -65,97 +52,55 @@ func (v *viewer) apply(ctx context.Context, l *tokens.Link, err error, deviceCha
 func (s *Server) runViewer(conn wsConn, l *tokens.Link, sessionID string) {
 	s.wsWG.Add(1)
 	defer s.wsWG.Done()
+	v := &viewer{newSocket(s, conn, l, sessionID)}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	v := &viewer{srv: s, conn: conn, id: sessionID, linkID: l.ID, camera: l.Device, link: l,
-		close: make(chan string, 1), done: make(chan struct{})}
-
-	var stream *media.Viewer
-	if err := s.links.AcquireSession(ctx, l, sessionID); err != nil {
-		v.shut(reasonFor(err))
-	} else {
+	mv := v.open(ctx)
+	if mv != nil {
+		defer mv.Close()
 		defer s.links.ReleaseSession(context.WithoutCancel(ctx), l.ID, sessionID)
-		cam, err := s.devices.GetAny(ctx, l.Device)
-		if err != nil || cam.RTSP == nil {
-			v.shut(emulator.ReasonDeleted)
-		} else {
-			mv, err := s.media.Watch(ctx, cam.ID, media.Source{URL: cam.RTSP.URL, Transport: cam.RTSP.Transport})
-			if err != nil {
-				v.shut(emulator.ReasonUnavailable)
-			} else {
-				defer mv.Close()
-				stream = mv
-				s.live.add(v)
-				defer s.live.remove(v)
-				v.armTimer(ctx)
-			}
-		}
+		s.live.add(v)
+		defer s.live.remove(v)
+		v.armTimer(s.cfg.Now())
+		defer v.stopTimer()
 	}
-	writerDone := make(chan struct{})
-	go func() { defer close(writerDone); v.writeLoop(stream) }()
-	v.readLoop()
-	close(v.done)
-	<-writerDone
-	_ = conn.Close()
+	v.run(func() { v.writeLoop(mv) }, func() { v.readFrames(ignoreFrame) })
 }
 
-// armTimer closes the viewer when the link next closes by itself.
-func (v *viewer) armTimer(ctx context.Context) {
-	go func() {
-		for {
-			v.mu.Lock()
-			l := v.link
-			v.mu.Unlock()
-			now := v.srv.cfg.Now()
-			at := l.ClosesAt(now)
-			wait := time.Minute // and look again: the owner may change the window
-			if !at.IsZero() && at.Sub(now) < wait {
-				wait = at.Sub(now)
-			}
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(wait):
-			}
-			v.mu.Lock()
-			l = v.link
-			v.mu.Unlock()
-			if err := l.Check(v.srv.cfg.Now()); err != nil && !errors.Is(err, tokens.ErrUsedUp) {
-				v.shut(reasonFor(err))
-				return
-			}
-		}
-	}()
-}
-
-// readLoop reads until the page goes; camera pages send nothing but
-// control frames, so anything else is ignored.
-func (v *viewer) readLoop() {
-	wait := v.srv.cfg.WS.PingInterval * 5 / 2
-	v.conn.SetReadLimit(v.srv.cfg.WS.MaxFrame)
-	_ = v.conn.SetReadDeadline(time.Now().Add(wait))
-	v.conn.SetPongHandler(func(string) error { return v.conn.SetReadDeadline(time.Now().Add(wait)) })
-	for {
-		if _, _, err := v.conn.ReadMessage(); err != nil {
-			return
-		}
+// open takes the viewer's place on the link and attaches it to the camera,
+// or shuts it with the reason it cannot play.
+func (v *viewer) open(ctx context.Context) *media.Viewer {
+	s, l := v.srv, v.link
+	if err := s.links.AcquireSession(ctx, l, v.id); err != nil {
+		v.shut(reasonFor(err))
+		return nil
 	}
+	cam, err := s.devices.GetAny(ctx, l.Device)
+	var mv *media.Viewer
+	if err == nil && cam.RTSP != nil {
+		mv, err = s.media.Watch(ctx, cam.ID, media.Source{URL: cam.RTSP.URL, Transport: cam.RTSP.Transport})
+	}
+	switch {
+	case err == nil && mv != nil:
+		return mv
+	case err == nil, errors.Is(err, emulator.ErrDeviceNotFound):
+		v.shut(emulator.ReasonDeleted)
+	default:
+		v.shut(emulator.ReasonUnavailable)
+	}
+	_ = s.links.ReleaseSession(context.WithoutCancel(ctx), l.ID, v.id)
+	return nil
 }
 
 // writeLoop relays the camera's messages, pings, and the closing. A viewer
 // too slow for the camera is handled by media (it skips to the next
 // keyframe, or is dropped, which ends the stream here).
 func (v *viewer) writeLoop(mv *media.Viewer) {
-	cfg := v.srv.cfg.WS
+	ping := time.NewTicker(v.srv.cfg.WS.PingInterval)
+	defer ping.Stop()
 	var stream <-chan media.Message
 	if mv != nil {
 		stream = mv.Messages()
-	}
-	ping := time.NewTicker(cfg.PingInterval)
-	defer ping.Stop()
-	write := func(typ int, b []byte) error {
-		_ = v.conn.SetWriteDeadline(time.Now().Add(cfg.WriteTimeout))
-		return v.conn.WriteMessage(typ, b)
 	}
 	for {
 		select {
@@ -163,14 +108,7 @@ func (v *viewer) writeLoop(mv *media.Viewer) {
 			return
 		case m, ok := <-stream:
 			if !ok {
-				reason := emulator.ReasonUnavailable
-				switch err := mv.Err(); {
-				case errors.Is(err, media.ErrTooSlow):
-					reason = emulator.ReasonTooSlow
-				case errors.Is(err, media.ErrClosed):
-					reason = emulator.ReasonServerShutdown
-				}
-				v.shut(reason)
+				v.shut(streamEndReason(mv.Err()))
 				stream = nil
 				continue
 			}
@@ -178,23 +116,27 @@ func (v *viewer) writeLoop(mv *media.Viewer) {
 			if m.Text != nil {
 				typ, b = websocket.TextMessage, m.Text
 			}
-			if err := write(typ, b); err != nil {
-				_ = v.conn.Close()
+			if v.write(typ, b) != nil {
 				return
 			}
 		case reason := <-v.close:
-			msg, code := emulator.Closing(reason)
-			_ = write(websocket.TextMessage, msg)
-			_ = v.conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason), time.Now().Add(time.Second))
-			_ = v.conn.SetReadDeadline(time.Now().Add(2 * time.Second))
-			<-v.done
+			v.finish(reason)
 			return
 		case <-ping.C:
-			if err := v.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(cfg.WriteTimeout)); err != nil {
-				_ = v.conn.Close()
+			if v.ping() != nil {
 				return
 			}
-			_ = v.srv.links.RenewSession(context.Background(), v.linkID, v.id)
 		}
 	}
+}
+
+// streamEndReason says why a camera stream ended, as a closing reason.
+func streamEndReason(err error) string {
+	switch {
+	case errors.Is(err, media.ErrTooSlow):
+		return emulator.ReasonTooSlow
+	case errors.Is(err, media.ErrClosed):
+		return emulator.ReasonServerShutdown
+	}
+	return emulator.ReasonUnavailable
 }

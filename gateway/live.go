@@ -150,19 +150,6 @@ func closeReason(old, l *tokens.Link, device string, now time.Time) string {
 	return ""
 }
 
-// swapLink stores l as the session's link unless it is stale; it returns
-// the link it replaces, or nil when l brings nothing new.
-func swapLink(mu *sync.Mutex, cur **tokens.Link, l *tokens.Link, deviceChanged bool) *tokens.Link {
-	mu.Lock()
-	defer mu.Unlock()
-	if l.Version < (*cur).Version || (l.Version == (*cur).Version && !deviceChanged) {
-		return nil // stale, or nothing new
-	}
-	old := *cur
-	*cur = l
-	return old
-}
-
 // apply brings a device page in line with its link's record: it closes the
 // session if the link may no longer be used, or pushes the new permissions.
 func (ws *wsSession) apply(ctx context.Context, l *tokens.Link, err error, deviceChanged bool) {
@@ -174,7 +161,7 @@ func (ws *wsSession) apply(ctx context.Context, l *tokens.Link, err error, devic
 	case err != nil:
 		return // Redis unreachable: the failure bounds decide (WSConfig)
 	}
-	old := swapLink(&ws.mu, &ws.link, l, deviceChanged)
+	old := ws.swapLink(l, deviceChanged)
 	if old == nil {
 		return
 	}

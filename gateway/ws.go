@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
-	"sync"
 	"time"
 
 	"github.com/fasthttp/websocket"
@@ -166,118 +165,83 @@ func (s *Server) authorizeSocket(c *fiber.Ctx, kind tokens.Kind, level string) e
 	return c.Next()
 }
 
-// wsSession is one open device page. The reader goroutine (runSession)
-// handles frames; the writer goroutine owns every write to the socket.
+// wsSession is one open device page: its socket, its emulator session, and
+// the queue between the device's changes and the writer.
 type wsSession struct {
-	srv    *Server
-	conn   wsConn
-	id     string
-	linkID tokens.LinkID
-	emu    *emulator.Session
-	out    chan []byte
-	close  chan string // a reason; the writer sends the closing message
-	done   chan struct{}
+	*socket
+	emu       *emulator.Session
+	out       chan []byte
+	coalesced chan struct{} // signals the writer that latest has entries
 
-	mu        sync.Mutex // guards link, hello, pending, latest, timer
-	link      *tokens.Link
-	device    string            // the link's device when the session opened; fixed
-	hello     bool              // the hello is queued; changes may follow it
-	pending   [][]byte          // changes that came before the hello
-	latest    map[string][]byte // coalesced state messages by property, while the queue is full
-	coalesced chan struct{}     // signals the writer that latest has entries
-	timer     *time.Timer
-	closeOnce sync.Once
+	// Guarded by socket.mu, with the link:
+	hello   bool              // the hello is queued; changes may follow it
+	pending [][]byte          // changes that came before the hello
+	latest  map[string][]byte // coalesced state messages by property, while the queue is full
 }
 
-// runSession serves one socket until it closes.
+// runSession serves one device socket until it closes.
 func (s *Server) runSession(conn wsConn, l *tokens.Link, sessionID string) {
 	s.wsWG.Add(1)
 	defer s.wsWG.Done()
-	ctx := context.Background()
 	ws := &wsSession{
-		srv: s, conn: conn, id: sessionID, linkID: l.ID, link: l, device: l.Device,
-		out: make(chan []byte, s.cfg.WS.SendQueue), close: make(chan string, 1), done: make(chan struct{}),
-		latest: make(map[string][]byte), coalesced: make(chan struct{}, 1),
+		socket: newSocket(s, conn, l, sessionID),
+		out:    make(chan []byte, s.cfg.WS.SendQueue), coalesced: make(chan struct{}, 1),
+		latest: make(map[string][]byte),
 	}
-	writerDone := make(chan struct{})
-	go func() { defer close(writerDone); ws.writeLoop() }()
-	defer func() {
-		close(ws.done)
-		<-writerDone
-		_ = conn.Close()
-	}()
+	ws.run(ws.writeLoop, func() { ws.serve(context.Background()) })
+}
 
-	if err := s.links.AcquireSession(ctx, l, sessionID); err != nil {
+// serve opens the session and reads the page's frames until it goes; a
+// session that cannot open says why and waits for the page to leave.
+func (ws *wsSession) serve(ctx context.Context) {
+	s, l := ws.srv, ws.link
+	if err := s.links.AcquireSession(ctx, l, ws.id); err != nil {
 		ws.shut(reasonFor(err))
-		ws.drain()
+		ws.readFrames(ignoreFrame)
 		return
 	}
-	defer s.links.ReleaseSession(context.WithoutCancel(ctx), l.ID, sessionID)
+	defer s.links.ReleaseSession(context.WithoutCancel(ctx), l.ID, ws.id)
 
 	dev, err := s.devices.GetAny(ctx, l.Device)
 	if err != nil {
 		ws.shut(emulator.ReasonDeleted)
-		ws.drain()
+		ws.readFrames(ignoreFrame)
 		return
 	}
-	ws.emu = emulator.NewSession(sessionID, l.Permissions, dev, s.cfg.WS.Commands)
+	ws.emu = emulator.NewSession(ws.id, l.Permissions, dev, s.cfg.WS.Commands)
 	s.live.add(ws)
 	defer s.live.remove(ws)
 	sub, state, online, err := s.hub.Subscribe(ctx, dev.ID, ws.deliver)
 	if err != nil {
 		ws.shut(emulator.ReasonUnavailable)
-		ws.drain()
+		ws.readFrames(ignoreFrame)
 		return
 	}
-	defer func() { s.hub.Unsubscribe(sub) }()
+	defer s.hub.Unsubscribe(sub)
 	ws.sendHello(state, online)
 	ws.armTimer(s.cfg.Now())
 	defer ws.stopTimer()
-
-	ws.readLoop(ctx)
+	ws.readFrames(func(typ int, frame []byte) { ws.handle(ctx, typ, frame) })
 }
 
-// drain waits for the writer to deliver a closing message and close.
-func (ws *wsSession) drain() {
-	for {
-		if _, _, err := ws.conn.ReadMessage(); err != nil {
-			return
-		}
+// handle answers one frame from the page.
+func (ws *wsSession) handle(ctx context.Context, typ int, frame []byte) {
+	now := ws.srv.cfg.Now()
+	if typ != websocket.TextMessage {
+		ws.send(ws.emu.Ack("", emulator.ErrBadMessage))
+		return
 	}
-}
-
-func (ws *wsSession) readLoop(ctx context.Context) {
-	s, cfg := ws.srv, ws.srv.cfg.WS
-	wait := cfg.PingInterval * 5 / 2
-	ws.conn.SetReadLimit(cfg.MaxFrame)
-	_ = ws.conn.SetReadDeadline(time.Now().Add(wait))
-	ws.conn.SetPongHandler(func(string) error { return ws.conn.SetReadDeadline(time.Now().Add(wait)) })
-	for {
-		typ, frame, err := ws.conn.ReadMessage()
-		if err != nil {
-			return
-		}
-		_ = ws.conn.SetReadDeadline(time.Now().Add(wait))
-		now := s.cfg.Now()
-		if typ != websocket.TextMessage {
-			ws.send(ws.emu.Ack("", emulator.ErrBadMessage))
-			continue
-		}
-		ws.mu.Lock()
-		l := ws.link
-		ws.mu.Unlock()
-		// The window and schedule are checked on every command, to the
-		// second, not only when the timer fires.
-		if err := l.Check(now); err != nil && !errors.Is(err, tokens.ErrUsedUp) {
-			ws.shut(reasonFor(err))
-			continue
-		}
-		cmd, id, cerr := ws.emu.Command(frame, now)
-		if cerr == nil {
-			cerr = s.sendCommand(ctx, ws.device, cmd, now)
-		}
-		ws.send(ws.emu.Ack(id, cerr))
+	// The window and schedule are checked on every command, to the second,
+	// not only when the timer fires.
+	if err := ws.currentLink().Check(now); err != nil && !errors.Is(err, tokens.ErrUsedUp) {
+		ws.shut(reasonFor(err))
+		return
 	}
+	cmd, id, cerr := ws.emu.Command(frame, now)
+	if cerr == nil {
+		cerr = ws.srv.sendCommand(ctx, ws.device, cmd, now)
+	}
+	ws.send(ws.emu.Ack(id, cerr))
 }
 
 // sendCommand hands a checked command to the device.
@@ -296,20 +260,14 @@ func (s *Server) sendCommand(ctx context.Context, device string, cmd emulator.Co
 
 // writeLoop owns the socket's writes: messages, pings, and the closing.
 func (ws *wsSession) writeLoop() {
-	cfg := ws.srv.cfg.WS
-	ping := time.NewTicker(cfg.PingInterval)
+	ping := time.NewTicker(ws.srv.cfg.WS.PingInterval)
 	defer ping.Stop()
-	write := func(typ int, b []byte) error {
-		_ = ws.conn.SetWriteDeadline(time.Now().Add(cfg.WriteTimeout))
-		return ws.conn.WriteMessage(typ, b)
-	}
 	for {
 		select {
 		case <-ws.done:
 			return
 		case b := <-ws.out:
-			if err := write(websocket.TextMessage, b); err != nil {
-				_ = ws.conn.Close()
+			if ws.write(websocket.TextMessage, b) != nil {
 				return
 			}
 		case <-ws.coalesced:
@@ -317,8 +275,7 @@ func (ws *wsSession) writeLoop() {
 			for drained := false; !drained; {
 				select {
 				case b := <-ws.out:
-					if err := write(websocket.TextMessage, b); err != nil {
-						_ = ws.conn.Close()
+					if ws.write(websocket.TextMessage, b) != nil {
 						return
 					}
 				default:
@@ -330,26 +287,17 @@ func (ws *wsSession) writeLoop() {
 			ws.latest = make(map[string][]byte)
 			ws.mu.Unlock()
 			for _, b := range latest {
-				if err := write(websocket.TextMessage, b); err != nil {
-					_ = ws.conn.Close()
+				if ws.write(websocket.TextMessage, b) != nil {
 					return
 				}
 			}
 		case reason := <-ws.close:
-			msg, code := emulator.Closing(reason)
-			_ = write(websocket.TextMessage, msg)
-			_ = ws.conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason), time.Now().Add(time.Second))
-			// The page answers the close frame and the reader ends; if it
-			// does not, the deadline ends it.
-			_ = ws.conn.SetReadDeadline(time.Now().Add(2 * time.Second))
-			<-ws.done
+			ws.finish(reason)
 			return
 		case <-ping.C:
-			if err := ws.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(cfg.WriteTimeout)); err != nil {
-				_ = ws.conn.Close()
+			if ws.ping() != nil {
 				return
 			}
-			_ = ws.srv.links.RenewSession(context.Background(), ws.linkID, ws.id)
 		}
 	}
 }
@@ -362,11 +310,6 @@ func (ws *wsSession) send(b []byte) {
 	default:
 		ws.shut(emulator.ReasonTooSlow)
 	}
-}
-
-// shut closes the session with a reason, once.
-func (ws *wsSession) shut(reason string) {
-	ws.closeOnce.Do(func() { ws.close <- reason })
 }
 
 // sendHello queues the hello, with the link as it is now (an owner change
@@ -425,38 +368,6 @@ func (ws *wsSession) deliver(c emulator.Change) {
 	select {
 	case ws.coalesced <- struct{}{}:
 	default:
-	}
-}
-
-// armTimer closes the session when its link next closes by itself.
-func (ws *wsSession) armTimer(now time.Time) {
-	ws.mu.Lock()
-	defer ws.mu.Unlock()
-	if ws.timer != nil {
-		ws.timer.Stop()
-		ws.timer = nil
-	}
-	at := ws.link.ClosesAt(now)
-	if at.IsZero() {
-		return
-	}
-	ws.timer = time.AfterFunc(at.Sub(now), func() {
-		ws.mu.Lock()
-		l := ws.link
-		ws.mu.Unlock()
-		if err := l.Check(ws.srv.cfg.Now()); err != nil {
-			ws.shut(reasonFor(err))
-			return
-		}
-		ws.armTimer(ws.srv.cfg.Now()) // a schedule slot ended into the next one
-	})
-}
-
-func (ws *wsSession) stopTimer() {
-	ws.mu.Lock()
-	defer ws.mu.Unlock()
-	if ws.timer != nil {
-		ws.timer.Stop()
 	}
 }
 
