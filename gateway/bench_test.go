@@ -9,6 +9,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/linkgate/linkgate/gateway"
+	"github.com/linkgate/linkgate/loadtest"
 	"github.com/linkgate/linkgate/tokens/redistest"
 	"github.com/linkgate/linkgate/web"
 )
@@ -44,18 +45,7 @@ func BenchmarkOpen(b *testing.B) {
 	forged := "/l/" + l.Token[:40] + strings.Repeat("A", len(l.Token)-40)
 
 	bare := fiber.New(fiber.Config{DisableStartupMessage: true})
-	page := web.LinkPage("device")
-	bare.Get("/l/:token", func(c *fiber.Ctx) error {
-		h := &c.Response().Header
-		h.Set(fiber.HeaderCacheControl, "no-store")
-		h.Set(fiber.HeaderReferrerPolicy, "no-referrer")
-		h.Set("X-Robots-Tag", "noindex, nofollow")
-		h.Set(fiber.HeaderContentSecurityPolicy, "default-src 'none'")
-		h.Set(fiber.HeaderXContentTypeOptions, "nosniff")
-		h.Set(fiber.HeaderXFrameOptions, "DENY")
-		c.Set(fiber.HeaderContentType, fiber.MIMETextHTMLCharsetUTF8)
-		return c.Send(page)
-	})
+	bare.Get("/l/:token", loadtest.BareHandler(web.LinkPage("device")))
 
 	b.Run("bare", func(b *testing.B) { benchOpen(b, bare, "/l/"+l.Token, 200) })
 	b.Run("valid", func(b *testing.B) { benchOpen(b, in.App(), "/l/"+l.Token, 200) })
