@@ -3,7 +3,6 @@ package gateway_test
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -153,37 +152,11 @@ func TestCameraLinkGates(t *testing.T) {
 				t.Fatalf("dial: %v %v", err, resp)
 			}
 			// Wait for video, then change the link.
-			_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
-			for {
-				typ, _, err := conn.ReadMessage()
-				if err != nil {
-					t.Fatal(err)
-				}
-				if typ == websocket.BinaryMessage {
-					break
-				}
-			}
+			p := &page{t: t, conn: conn, binary: true}
+			p.await("video", isType("binary"))
 			tc.change(l)
-			reason := ""
-			for {
-				typ, data, err := conn.ReadMessage()
-				var ce *websocket.CloseError
-				if errors.As(err, &ce) {
-					if reason != tc.reason || ce.Code != tc.code {
-						t.Errorf("closed %q %d, want %q %d", reason, ce.Code, tc.reason, tc.code)
-					}
-					return
-				}
-				if err != nil {
-					t.Fatal(err)
-				}
-				if typ == websocket.TextMessage {
-					var m struct{ Type, Reason string }
-					_ = json.Unmarshal(data, &m)
-					if m.Type == "closing" {
-						reason = m.Reason
-					}
-				}
+			if reason, code := p.closed(); reason != tc.reason || code != tc.code {
+				t.Errorf("closed %q %d, want %q %d", reason, code, tc.reason, tc.code)
 			}
 		})
 	}

@@ -49,10 +49,11 @@ func startFleet(t testing.TB, rdb redis.UniversalClient, in *instance) {
 
 // page is one WebSocket session as a test client sees it.
 type page struct {
-	t    testing.TB
-	conn *websocket.Conn
-	mu   sync.Mutex
-	raw  []string // every text frame received, for leak checks
+	t      testing.TB
+	conn   *websocket.Conn
+	binary bool // a camera stream: binary frames come as {"type": "binary"}
+	mu     sync.Mutex
+	raw    []string // every text frame received, for leak checks
 }
 
 func wsURL(in *instance, token string) string {
@@ -92,6 +93,9 @@ func (p *page) next(timeout time.Duration) (map[string]any, error) {
 		return nil, err
 	}
 	if typ != websocket.TextMessage {
+		if p.binary {
+			return map[string]any{"type": "binary"}, nil
+		}
 		p.t.Fatalf("binary frame from a device socket")
 	}
 	p.mu.Lock()
