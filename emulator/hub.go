@@ -27,6 +27,12 @@ type Hub struct {
 type watched struct {
 	online bool
 	subs   map[*Subscription]struct{}
+	// ready is closed once the bus confirmed the device's subscription (or
+	// failed to, then err says why). The first subscriber adds it, outside
+	// the hub's lock; later ones wait on ready before their snapshot, so
+	// nothing falls between snapshot and stream for them either.
+	ready chan struct{}
+	err   error // written before ready is closed
 }
 
 // Subscription is one session's interest in one device.
@@ -49,7 +55,7 @@ func (h *Hub) Run(ctx context.Context) error {
 	h.mu.Lock()
 	h.w = w
 	for dev := range h.devices { // sessions that came before Run
-		_ = w.Add(ctx, dev)
+		_ = w.Add(ctx, dev) // at start only: nothing to deliver yet
 	}
 	h.mu.Unlock()
 	defer w.Close()
@@ -143,25 +149,32 @@ func (h *Hub) checkAlive(ctx context.Context) {
 
 // Subscribe registers deliver for the device's changes and returns the
 // device's state and liveness as of the subscription: changes after it are
-// delivered, so nothing falls between snapshot and stream.
+// delivered, so nothing falls between snapshot and stream. The bus is asked
+// outside the hub's lock, so a slow subscription never holds up deliveries.
 func (h *Hub) Subscribe(ctx context.Context, device string, deliver func(Change)) (*Subscription, map[string]json.RawMessage, bool, error) {
 	sub := &Subscription{device: device, deliver: deliver}
 	h.mu.Lock()
 	wd := h.devices[device]
-	if wd == nil {
-		wd = &watched{subs: make(map[*Subscription]struct{})}
+	first := wd == nil
+	if first {
+		wd = &watched{subs: make(map[*Subscription]struct{}), ready: make(chan struct{})}
 		h.devices[device] = wd
-		if h.w != nil {
-			if err := h.w.Add(ctx, device); err != nil {
-				delete(h.devices, device)
-				h.mu.Unlock()
-				return nil, nil, false, err
-			}
-		}
 	}
 	wd.subs[sub] = struct{}{}
+	w := h.w // nil before Run: Run adds the devices it finds
 	h.mu.Unlock()
 
+	if first {
+		if w != nil {
+			wd.err = w.Add(ctx, device)
+		}
+		close(wd.ready)
+	}
+	<-wd.ready
+	if wd.err != nil {
+		h.Unsubscribe(sub)
+		return nil, nil, false, wd.err
+	}
 	state, online, err := h.bus.Snapshot(ctx, device)
 	if err != nil {
 		h.Unsubscribe(sub)
@@ -174,20 +187,26 @@ func (h *Hub) Subscribe(ctx context.Context, device string, deliver func(Change)
 }
 
 // Unsubscribe ends a subscription; the last one of a device ends the
-// instance's interest in it.
+// instance's interest in it. It is called only once the subscription's
+// device is ready (Subscribe returned).
 func (h *Hub) Unsubscribe(sub *Subscription) {
 	h.mu.Lock()
-	defer h.mu.Unlock()
 	wd := h.devices[sub.device]
 	if wd == nil {
+		h.mu.Unlock()
 		return
 	}
 	delete(wd.subs, sub)
-	if len(wd.subs) == 0 {
+	last := len(wd.subs) == 0
+	if last {
 		delete(h.devices, sub.device)
-		if h.w != nil {
-			_ = h.w.Remove(context.Background(), sub.device)
-		}
+	}
+	w := h.w
+	h.mu.Unlock()
+	// Adds and Removes are counted by the watcher, so this Remove, outside
+	// the lock, may cross a new Subscribe's Add for the same device.
+	if last && w != nil && wd.err == nil {
+		_ = w.Remove(context.Background(), sub.device)
 	}
 }
 
