@@ -148,6 +148,21 @@ type Scenario interface {
 	Worker(ctx context.Context, i int) (Worker, error)
 }
 
+// A Preparer is a Scenario with work to do before the run: minting links
+// through the owner API, opening sessions. Run calls Prepare before it asks
+// for workers.
+type Preparer interface {
+	Prepare(ctx context.Context, cfg Config) error
+}
+
+// A Finisher is a Scenario with work to do after the run: measuring what
+// the run left behind, adding its own figures to the report's Info,
+// deleting what Prepare made. Run calls Finish after the workers are closed,
+// also when the run failed part way (r is then nil).
+type Finisher interface {
+	Finish(ctx context.Context, r *Report) error
+}
+
 // A Worker performs a scenario's operations one at a time.
 type Worker interface {
 	// Do performs one operation and records it to op.Sink: latency measured
@@ -180,6 +195,22 @@ func Run(ctx context.Context, cfg Config, sc Scenario) (*Report, error) {
 			return nil, err
 		}
 	}
+	if p, ok := sc.(Preparer); ok {
+		if err := p.Prepare(ctx, cfg); err != nil {
+			return nil, fmt.Errorf("loadtest: %s: prepare: %w", sc.Name(), err)
+		}
+	}
+	r, err := run(ctx, cfg, sc)
+	if f, ok := sc.(Finisher); ok {
+		if ferr := f.Finish(context.WithoutCancel(ctx), r); ferr != nil && err == nil {
+			err = fmt.Errorf("loadtest: %s: finish: %w", sc.Name(), ferr)
+		}
+	}
+	return r, err
+}
+
+// run makes the workers, runs them and closes them.
+func run(ctx context.Context, cfg Config, sc Scenario) (*Report, error) {
 	workers := make([]Worker, 0, cfg.Connections)
 	defer func() {
 		for _, w := range workers {
