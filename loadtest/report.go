@@ -71,3 +71,11 @@ func ErrorKind(err error) string {
 	}
 	return "other"
 }
+
+// SetInfo sets one of the report's own figures.
+func (r *Report) SetInfo(name string, v float64) {
+	if r.Info == nil {
+		r.Info = map[string]float64{}
+	}
+	r.Info[name] = v
+}
