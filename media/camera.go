@@ -208,7 +208,7 @@ func (c *camera) add(req addRequest) {
 	case c.gopValid && len(c.gop) > 0:
 		init := c.gop[0].init
 		v.push(Message{Text: init.codecs}, Message{Binary: init.data})
-		for _, f := range c.gop {
+		for _, f := range c.gop { // replayed: no RTPIn, they are not live
 			v.push(Message{Binary: f.data})
 		}
 		v.init = init
@@ -242,7 +242,7 @@ func (c *camera) handle(ev upstreamEvent) {
 	case evVideo:
 		var f *fragment
 		err := guard(func() (err error) {
-			f, err = c.mux.video(ev.au, ev.pts)
+			f, err = c.mux.video(ev.au, ev.pts, ev.in)
 			return err
 		})
 		if err != nil {
@@ -321,7 +321,7 @@ func (c *camera) offer(v *Viewer, f *fragment) (hopeless bool) {
 		if v.skipping {
 			return false
 		}
-		if !v.tryPush(bound, Message{Binary: f.data}) {
+		if !v.tryPush(bound, Message{Binary: f.data, RTPIn: f.in}) {
 			v.skipping = true
 			c.stats.skips.Add(1)
 		}
@@ -330,9 +330,9 @@ func (c *camera) offer(v *Viewer, f *fragment) (hopeless bool) {
 
 	var ok bool
 	if v.init != f.init {
-		ok = v.tryPush(bound, Message{Text: f.init.codecs}, Message{Binary: f.init.data}, Message{Binary: f.data})
+		ok = v.tryPush(bound, Message{Text: f.init.codecs}, Message{Binary: f.init.data}, Message{Binary: f.data, RTPIn: f.in})
 	} else {
-		ok = v.tryPush(bound, Message{Binary: f.data})
+		ok = v.tryPush(bound, Message{Binary: f.data, RTPIn: f.in})
 	}
 	if ok {
 		v.init, v.skipping, v.strikes = f.init, false, 0

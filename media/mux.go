@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h265"
@@ -89,6 +90,7 @@ type fragment struct {
 	key  bool         // the video sample is a keyframe
 	init *initSegment // the init segment the fragment belongs to
 	dts  int64        // decode time of the video sample, 90 kHz
+	in   time.Time    // when the video unit's first RTP packet was read; may be zero
 }
 
 // videoSample is a video access unit waiting for the next one, which gives
@@ -97,7 +99,8 @@ type videoSample struct {
 	dts       int64 // camera timeline, 90 kHz
 	ptsOffset int32
 	key       bool
-	payload   []byte // AVCC
+	payload   []byte    // AVCC
+	in        time.Time // when its first RTP packet was read
 	// Parameter sets in force when the sample arrived (keyframes only).
 	vps, sps, pps []byte
 }
@@ -139,6 +142,21 @@ type muxer struct {
 	audio     []audioSample
 	audioSeen bool  // the session has sent audio
 	audioAt   int64 // camera video time when audio last arrived
+
+	// What the last call of video or audioUnits accepted, on the camera
+	// timeline, for the LL-HLS muxer (hls.go); each call resets its own.
+	tapVideo tappedVideo
+	tapAudio []audioSample
+}
+
+// tappedVideo is a normalized video access unit as the muxer accepted it:
+// its presentation time on the camera timeline (90 kHz). ok is false when
+// the last call accepted nothing.
+type tappedVideo struct {
+	au  [][]byte
+	pts int64
+	key bool
+	ok  bool
 }
 
 // startSession begins a new upstream session: nothing goes out until its
@@ -193,10 +211,10 @@ func (m *muxer) flush() *fragment {
 }
 
 // video takes one access unit of the session with its presentation time
-// (90 kHz, session timeline) and returns the fragment of the previous one,
-// if any. An error means the unit was unusable: the muxer has resynced, and
+// (90 kHz, session timeline) and the time its first RTP packet was read,
+// and returns the fragment of the previous one, if any. An error means the unit was unusable: the muxer has resynced, and
 // the returned fragment (if any) is the last one before the gap.
-func (m *muxer) video(au [][]byte, pts int64) (*fragment, error) {
+func (m *muxer) video(au [][]byte, pts int64, in time.Time) (*fragment, error) {
 	if m.tr == nil {
 		return nil, errSessionFormat
 	}
@@ -234,6 +252,7 @@ func (m *muxer) video(au [][]byte, pts int64) (*fragment, error) {
 		ptsOffset: int32(pts - dts),
 		key:       key,
 		payload:   payload,
+		in:        in,
 	}
 	if key {
 		s.vps, s.sps, s.pps = m.norm.vps, m.norm.sps, m.norm.pps
@@ -255,12 +274,15 @@ func (m *muxer) video(au [][]byte, pts int64) (*fragment, error) {
 		}
 	}
 	m.pending = s
+	m.tapVideo = tappedVideo{au: nau, pts: s.dts + int64(s.ptsOffset), key: key, ok: true}
 	return f, nil
 }
 
 // audioUnits takes consecutive audio access units of the session starting
 // at pts (audio time scale, session timeline).
 func (m *muxer) audioUnits(aus [][]byte, pts int64) error {
+	clear(m.tapAudio)
+	m.tapAudio = m.tapAudio[:0]
 	if m.tr == nil || m.tr.audio == audioNone {
 		return nil
 	}
@@ -292,6 +314,7 @@ func (m *muxer) audioUnits(aus [][]byte, pts int64) error {
 				m.audio = append(m.audio[:0], m.audio[1:]...)
 			}
 			m.audio = append(m.audio, audioSample{t: t, dur: d, payload: au})
+			m.tapAudio = append(m.tapAudio, audioSample{t: t, dur: d, payload: au})
 			m.audioNext = t + d
 		}
 		t += d
@@ -359,7 +382,7 @@ func (m *muxer) emit(d int64) (*fragment, error) {
 	if err := part.Marshal(&buf); err != nil {
 		return nil, err
 	}
-	return &fragment{data: buf.Bytes(), key: p.key, init: m.init, dts: p.dts}, nil
+	return &fragment{data: buf.Bytes(), key: p.key, init: m.init, dts: p.dts, in: p.in}, nil
 }
 
 // buildInit returns the init segment for keyframe p: the current one if

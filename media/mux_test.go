@@ -21,7 +21,7 @@ func feed(t *testing.T, m *muxer, c *clip, from, to int, pts0 int64) []*fragment
 	t.Helper()
 	var out []*fragment
 	for i := from; i < to; i++ {
-		f, err := m.video(c.aus[i%len(c.aus)], pts0+int64(i-from)*3600)
+		f, err := m.video(c.aus[i%len(c.aus)], pts0+int64(i-from)*3600, time.Time{})
 		if err != nil {
 			t.Fatalf("frame %d: %v", i, err)
 		}
@@ -93,11 +93,11 @@ func TestMuxerTimeline(t *testing.T) {
 	}
 
 	// A camera that pauses a minute: the frame before lasts maxFrameDuration.
-	f, err := m.video(c.aus[3], 60*90000)
+	f, err := m.video(c.aus[3], 60*90000, time.Time{})
 	if err != nil || f == nil {
 		t.Fatal(err)
 	}
-	g, _ := m.video(c.aus[4], 60*90000+3600)
+	g, _ := m.video(c.aus[4], 60*90000+3600, time.Time{})
 	if g.dts-f.dts != maxFrameDuration {
 		t.Errorf("paused frame lasts %d", g.dts-f.dts)
 	}
@@ -128,7 +128,7 @@ func TestMuxerAudio(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		f, err := m.video(c.aus[i], int64(i)*3600)
+		f, err := m.video(c.aus[i], int64(i)*3600, time.Time{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -372,5 +372,33 @@ func TestSourceRedaction(t *testing.T) {
 	}
 	if got := (Source{URL: "rtsp://a b:c@%zz"}).String(); strings.Contains(got, "c@") {
 		t.Errorf("unparsable URL printed: %s", got)
+	}
+}
+
+// Each fragment carries the time its access unit's first RTP packet was
+// read, which the writer of a viewer's socket measures from.
+func TestMuxerCarriesRTPIn(t *testing.T) {
+	c := loadClip(t, "h264.h264")
+	var m muxer
+	m.startSession(&tracks{video: codecH264, sps: c.sps, pps: c.pps})
+	base := time.Now()
+	var got []*fragment
+	for i := range 10 {
+		f, err := m.video(c.aus[i], int64(i)*3600, base.Add(time.Duration(i)*40*time.Millisecond))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f != nil {
+			got = append(got, f)
+		}
+	}
+	got = append(got, m.flush())
+	if len(got) != 10 {
+		t.Fatalf("%d fragments", len(got))
+	}
+	for i, f := range got {
+		if want := base.Add(time.Duration(i) * 40 * time.Millisecond); !f.in.Equal(want) {
+			t.Errorf("fragment %d: in %v, want %v", i, f.in.Sub(base), want.Sub(base))
+		}
 	}
 }

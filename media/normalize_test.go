@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4"
@@ -179,10 +180,10 @@ func FuzzNormalize(f *testing.F) {
 				}
 			}
 			m.startSession(&tracks{video: c.codec, vps: c.vps, sps: c.sps, pps: c.pps})
-			keep(m.video(c.aus[0], 0))
-			keep(m.video(au, 3600))
-			keep(m.video(c.aus[1], 7200))
-			keep(m.video(c.aus[0], 10800))
+			keep(m.video(c.aus[0], 0, time.Time{}))
+			keep(m.video(au, 3600, time.Time{}))
+			keep(m.video(c.aus[1], 7200, time.Time{}))
+			keep(m.video(c.aus[0], 10800, time.Time{}))
 			keep(m.resync(), nil)
 			var last uint64
 			for i, fr := range frags {

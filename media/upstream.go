@@ -43,6 +43,7 @@ type upstreamEvent struct {
 	tracks *tracks
 	au     [][]byte
 	pts    int64
+	in     time.Time // evVideo: when the unit's first RTP packet was read
 	err    error
 }
 
@@ -200,6 +201,7 @@ func (u *upstream) onVideo(ctx context.Context, c *gortsplib.Client, sel *select
 		prevTS     uint32
 		prevPTS    int64
 		prevMarker = true
+		auIn       time.Time // when the unit being assembled began; zero: none
 	)
 	c.OnPacketRTP(sel.videoMedia, sel.videoFormat, func(pkt *rtp.Packet) {
 		if started && pkt.SequenceNumber != nextSeq {
@@ -213,10 +215,17 @@ func (u *upstream) onVideo(ctx context.Context, c *gortsplib.Client, sel *select
 		}
 		// The decoder ends an access unit at a marker bit, or, for cameras
 		// that set none, at a change of timestamp: then the unit it returns
-		// is the previous packet's.
-		auPTS := pts
+		// is the previous packet's, and this packet begins the next.
+		auPTS, in := pts, auIn
 		if !prevMarker && pkt.Timestamp != prevTS {
 			auPTS = prevPTS
+			auIn = time.Now()
+		} else if auIn.IsZero() {
+			auIn = time.Now()
+			in = auIn
+		}
+		if pkt.Marker {
+			auIn = time.Time{} // the next packet begins a unit
 		}
 		prevTS, prevPTS, prevMarker = pkt.Timestamp, pts, pkt.Marker
 
@@ -236,7 +245,7 @@ func (u *upstream) onVideo(ctx context.Context, c *gortsplib.Client, sel *select
 			return
 		}
 		delivered.Store(true)
-		u.send(ctx, upstreamEvent{kind: evVideo, au: au, pts: auPTS})
+		u.send(ctx, upstreamEvent{kind: evVideo, au: au, pts: auPTS, in: in})
 	})
 	return nil
 }

@@ -4,15 +4,22 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"time"
 )
 
-// Message is one message of a viewer's stream. Exactly one field is set: Text
-// is a JSON control message (a WebSocket text frame), Binary is fMP4 (a
-// binary frame). Binary slices are shared by every viewer of the camera and
-// must not be modified.
+// Message is one message of a viewer's stream. Exactly one of Text and
+// Binary is set: Text is a JSON control message (a WebSocket text frame),
+// Binary is fMP4 (a binary frame). Binary slices are shared by every viewer
+// of the camera and must not be modified.
 type Message struct {
 	Text   []byte
 	Binary []byte
+	// RTPIn is, for a live fragment, when the first RTP packet of its video
+	// access unit was read from the camera (with a monotonic reading), so
+	// that the writer can tell the latency the server added. It is zero for
+	// control messages, init segments, and the fragments of the cached
+	// group of pictures a new viewer starts with.
+	RTPIn time.Time
 }
 
 func (m Message) size() int { return len(m.Text) + len(m.Binary) }
