@@ -112,11 +112,7 @@ func (v *viewer) writeLoop(mv *media.Viewer) {
 				stream = nil
 				continue
 			}
-			typ, b := websocket.BinaryMessage, m.Binary
-			if m.Text != nil {
-				typ, b = websocket.TextMessage, m.Text
-			}
-			if v.write(typ, b) != nil {
+			if v.send(m) != nil {
 				return
 			}
 		case reason := <-v.close:
@@ -128,6 +124,22 @@ func (v *viewer) writeLoop(mv *media.Viewer) {
 			}
 		}
 	}
+}
+
+// send writes one message of the camera's stream; for a live fragment it
+// observes the latency the server added, up to the write's return.
+func (v *viewer) send(m media.Message) error {
+	typ, b := websocket.BinaryMessage, m.Binary
+	if m.Text != nil {
+		typ, b = websocket.TextMessage, m.Text
+	}
+	if err := v.write(typ, b); err != nil {
+		return err
+	}
+	if !m.RTPIn.IsZero() {
+		v.srv.metrics.cameraLatency.Observe(time.Since(m.RTPIn).Seconds())
+	}
+	return nil
 }
 
 // streamEndReason says why a camera stream ended, as a closing reason.

@@ -13,6 +13,7 @@ import (
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4"
 	"github.com/fasthttp/websocket"
 
+	"github.com/linkgate/linkgate/gateway"
 	"github.com/linkgate/linkgate/gateway/ownerapi"
 	"github.com/linkgate/linkgate/media/democam"
 )
@@ -25,9 +26,9 @@ type cameraEnv struct {
 	live ownerapi.Link
 }
 
-func newCameraEnv(t *testing.T) *cameraEnv {
+func newCameraEnv(t *testing.T, tweak ...func(*gateway.Config)) *cameraEnv {
 	t.Helper()
-	e := newWSEnv(t)
+	e := newWSEnv(t, tweak...)
 	src, err := democam.Start("127.0.0.1:0", slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
