@@ -271,3 +271,87 @@ func TestDevicesCommand(t *testing.T) {
 		}
 	}
 }
+
+// TestServeSentinel runs the gateway on Redis through Sentinel, as the
+// configuration table says, and keeps it working across a failover: owner
+// changes still reach the pages, and new links still save and open.
+func TestServeSentinel(t *testing.T) {
+	s := redistest.StartSentinel(t)
+	redisFlags := []string{"--redis", s.Addr, "--redis-sentinel-master", redistest.SentinelMaster}
+	code, out, stderr := cli(t, append([]string{"owner", "create", "acme"}, redisFlags...)...)
+	if code != 0 {
+		t.Fatalf("owner create: exit %d: %s", code, stderr)
+	}
+	key := field(t, out, "owner api key")
+	_, logs := startServe(t, "linkgate listening", append(redisFlags, "--keys", "1:"+tokens.NewSecret())...)
+	m := regexp.MustCompile(`public_url=(\S+)`).FindStringSubmatch(logs.String())
+	if m == nil {
+		t.Fatalf("no public_url in the log:\n%s", logs)
+	}
+	client := &ownerapi.Client{BaseURL: m[1], APIKey: key}
+	ctx := t.Context()
+	dev, err := client.CreateDevice(ctx, ownerapi.DeviceCreate{Name: "Plug", Type: "plug", Nodes: plugNodes(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	newLink := func() *ownerapi.Link {
+		t.Helper()
+		l, err := client.CreateLink(ctx, ownerapi.LinkCreate{Device: dev.ID, Name: "Guest",
+			Permissions: tokens.Permissions{Control: []string{"switch/on"}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+	// waitStatus polls the link's page until it answers want: an owner
+	// change reaches the gateway's cache through the invalidation feed.
+	waitStatus := func(url string, want int) {
+		t.Helper()
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			status, _ := get(t, "GET", url)
+			if status == want {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s answers %d, want %d; log:\n%s", url, status, want, logs)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	before := newLink()
+	waitStatus(before.URL, http.StatusOK)
+	if err := s.Primary.Client(t).Wait(ctx, 1, 5*time.Second).Err(); err != nil {
+		t.Fatal(err) // everything so far is on the replica too
+	}
+
+	s.Failover(t)
+
+	// Writes find the new primary: the owner API retries through the
+	// sentinel until go-redis has switched.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		_, err := client.DisableLink(ctx, before.ID)
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("disable after the failover: %v; log:\n%s", err, logs)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	waitStatus(before.URL, http.StatusGone) // the feed follows the new primary
+	after := newLink()
+	waitStatus(after.URL, http.StatusOK)
+}
+
+// plugNodes is the model of a smart plug for the owner API.
+func plugNodes(t *testing.T) []emulator.Node {
+	t.Helper()
+	var d ownerapi.DeviceCreate
+	plug := `{"nodes":[{"id":"switch","name":"Switch","properties":[{"id":"on","name":"On","datatype":"boolean","settable":true}]}]}`
+	if err := json.Unmarshal([]byte(plug), &d); err != nil {
+		t.Fatal(err)
+	}
+	return d.Nodes
+}

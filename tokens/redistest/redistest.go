@@ -1,7 +1,7 @@
 // Package redistest starts real redis-server processes for tests.
 //
-// Start runs a standalone server and StartCluster a three-master Redis
-// Cluster. Each server listens on free loopback ports and keeps its data and
+// Start runs a standalone server, StartCluster a three-master Redis Cluster
+// and StartSentinel a primary with a replica watched by a sentinel. Each server listens on free loopback ports and keeps its data and
 // log in its own temporary directory, so tests using this package may run in
 // parallel. A t.Cleanup kills every process, also when the test fails midway.
 //
@@ -11,6 +11,7 @@ package redistest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -47,6 +48,9 @@ type Server struct {
 	port    string
 	busPort string // cluster bus port; empty for a standalone server
 
+	replicaOf string // "host port" of the primary, for a replica
+	monitor   string // "host port" of the primary, for a sentinel
+
 	cmd    *exec.Cmd
 	exited chan struct{} // closed once cmd has been waited for
 }
@@ -54,14 +58,15 @@ type Server struct {
 // Start starts a standalone redis-server for the test; t.Cleanup kills it.
 func Start(t testing.TB) *Server {
 	t.Helper()
-	return start(t, false)
+	return start(t, false, &Server{})
 }
 
-// start starts a server, retrying with fresh ports in case a port was taken
-// between choosing it and redis-server binding it.
-func start(t testing.TB, cluster bool) *Server {
+// start starts s (a zero Server but for its role fields), retrying with
+// fresh ports in case a port was taken between choosing it and redis-server
+// binding it.
+func start(t testing.TB, cluster bool, s *Server) *Server {
 	t.Helper()
-	s := &Server{bin: lookPath(t), dir: t.TempDir()}
+	s.bin, s.dir = lookPath(t), t.TempDir()
 	// Registered after TempDir, so it runs before the directory is removed.
 	t.Cleanup(s.kill)
 	var err error
@@ -107,9 +112,18 @@ func freePort(t testing.TB) string {
 	return port
 }
 
-// args returns the command line of the server. No config file is needed.
+// sentinelConf is the config file of a sentinel: it must be a writable
+// file, which the sentinel rewrites with what it learns.
+const sentinelConf = "sentinel.conf"
+
+// args returns the command line of the server. Only a sentinel needs a
+// config file.
 func (s *Server) args() []string {
-	args := []string{
+	var args []string
+	if s.monitor != "" {
+		args = append(args, filepath.Join(s.dir, sentinelConf), "--sentinel")
+	}
+	args = append(args,
 		"--port", s.port,
 		"--bind", "127.0.0.1",
 		"--dir", s.dir,
@@ -118,6 +132,9 @@ func (s *Server) args() []string {
 		"--appendonly", "no",
 		"--protected-mode", "no",
 		"--daemonize", "no",
+	)
+	if s.replicaOf != "" {
+		args = append(args, "--replicaof", s.replicaOf)
 	}
 	if s.busPort != "" {
 		args = append(args,
@@ -137,6 +154,15 @@ func (s *Server) run() error {
 		return err
 	}
 	defer log.Close() // the child has its own descriptor
+	if s.monitor != "" {
+		conf := fmt.Sprintf("sentinel monitor %[1]s %[2]s 1\n"+
+			"sentinel down-after-milliseconds %[1]s %[3]d\n"+
+			"sentinel failover-timeout %[1]s %[4]d\n",
+			SentinelMaster, s.monitor, sentinelDownAfter.Milliseconds(), sentinelFailoverTimeout.Milliseconds())
+		if err := os.WriteFile(filepath.Join(s.dir, sentinelConf), []byte(conf), 0o644); err != nil {
+			return err
+		}
+	}
 	cmd := exec.Command(s.bin, s.args()...)
 	cmd.Stdout, cmd.Stderr = log, log // an *os.File needs no copying goroutine
 	if err := cmd.Start(); err != nil {
@@ -312,7 +338,7 @@ func StartCluster(t testing.TB) *Cluster {
 	t.Helper()
 	c := &Cluster{}
 	for range clusterSize {
-		s := start(t, true)
+		s := start(t, true, &Server{})
 		c.nodes = append(c.nodes, s)
 		c.Addrs = append(c.Addrs, s.Addr)
 	}
@@ -406,4 +432,121 @@ func (c *Cluster) Client(t testing.TB) *redis.ClusterClient {
 	cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Addrs})
 	t.Cleanup(func() { cc.Close() })
 	return cc
+}
+
+// SentinelMaster is the name under which StartSentinel's sentinel monitors
+// the primary: the --redis-sentinel-master of a client.
+const SentinelMaster = "linkgate"
+
+// Sentinel timings: short, so that a test's failover takes seconds.
+const (
+	sentinelDownAfter       = time.Second
+	sentinelFailoverTimeout = 5 * time.Second
+	sentinelSettle          = 30 * time.Second // for a replica to sync, a failover to finish
+)
+
+// Sentinel is a primary and its replica, watched by one sentinel (quorum 1),
+// on free loopback ports.
+type Sentinel struct {
+	Addr string // the sentinel's "127.0.0.1:port"
+
+	Primary, Replica *Server
+	sentinel         *Server
+}
+
+// StartSentinel starts a primary, a replica and a sentinel for the test;
+// t.Cleanup kills them. When it returns, the replica is in sync and the
+// sentinel knows it, so a failover can promote it.
+func StartSentinel(t testing.TB) *Sentinel {
+	t.Helper()
+	primary := start(t, false, &Server{})
+	hostPort := func(s *Server) string { return "127.0.0.1 " + s.port }
+	s := &Sentinel{
+		Primary: primary,
+		Replica: start(t, false, &Server{replicaOf: hostPort(primary)}),
+	}
+	s.sentinel = start(t, false, &Server{monitor: hostPort(primary)})
+	s.Addr = s.sentinel.Addr
+	ctx, cancel := context.WithTimeout(context.Background(), sentinelSettle)
+	defer cancel()
+	replica, sentinel := s.Replica.dial(5*time.Second), s.sentinel.dial(5*time.Second)
+	defer replica.Close()
+	defer sentinel.Close()
+	err := waitFor(ctx, func() error {
+		info, err := replica.Info(ctx, "replication").Result()
+		if err != nil {
+			return err
+		}
+		if !strings.Contains(info, "master_link_status:up\r\n") {
+			return errors.New("replica not in sync")
+		}
+		replicas, err := sentinel.Do(ctx, "SENTINEL", "REPLICAS", SentinelMaster).Slice()
+		if err != nil {
+			return err
+		}
+		if len(replicas) != 1 {
+			return fmt.Errorf("sentinel knows %d replicas, want 1", len(replicas))
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("redistest: sentinel %s: %v", s.Addr, s.sentinel.errorf("%v", err))
+	}
+	return s
+}
+
+// Failover kills the primary, as in a crash, and waits until the sentinel
+// has promoted the replica and the replica takes writes.
+func (s *Sentinel) Failover(t testing.TB) {
+	t.Helper()
+	s.Primary.Kill(t)
+	ctx, cancel := context.WithTimeout(context.Background(), sentinelSettle)
+	defer cancel()
+	replica, sentinel := s.Replica.dial(5*time.Second), s.sentinel.dial(5*time.Second)
+	defer replica.Close()
+	defer sentinel.Close()
+	err := waitFor(ctx, func() error {
+		addr, err := sentinel.Do(ctx, "SENTINEL", "GET-MASTER-ADDR-BY-NAME", SentinelMaster).StringSlice()
+		if err != nil {
+			return err
+		}
+		if len(addr) != 2 || addr[1] != s.Replica.port {
+			return fmt.Errorf("sentinel names %v as the primary", addr)
+		}
+		info, err := replica.Info(ctx, "replication").Result()
+		if err != nil {
+			return err
+		}
+		if !strings.Contains(info, "role:master\r\n") {
+			return errors.New("replica not promoted yet")
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("redistest: failover: %v", s.sentinel.errorf("%v", err))
+	}
+	s.Primary, s.Replica = s.Replica, nil
+}
+
+// Client returns a new client that finds the primary through the sentinel,
+// closed on cleanup.
+func (s *Sentinel) Client(t testing.TB) *redis.Client {
+	c := redis.NewFailoverClient(&redis.FailoverOptions{MasterName: SentinelMaster, SentinelAddrs: []string{s.Addr}})
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// waitFor calls try until it succeeds or ctx ends.
+func waitFor(ctx context.Context, try func() error) error {
+	for {
+		err := try()
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(pollInterval):
+		}
+	}
 }

@@ -164,3 +164,36 @@ func TestNotInstalled(t *testing.T) {
 		}
 	}
 }
+
+func TestSentinel(t *testing.T) {
+	t.Parallel()
+	s := StartSentinel(t)
+	c := s.Client(t)
+	ctx := t.Context()
+	if err := c.Set(ctx, "k", "before", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Wait(ctx, 1, 5*time.Second).Err(); err != nil { // on the replica too
+		t.Fatal(err)
+	}
+	old := s.Primary.Addr
+	s.Failover(t)
+	if s.Primary.Addr == old {
+		t.Fatalf("the primary is still %s after the failover", old)
+	}
+	// The client finds the new primary; the data written before is there.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		err := c.Set(ctx, "k2", "after", 0).Err()
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no write through the sentinel after the failover: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if got, err := c.Get(ctx, "k").Result(); got != "before" || err != nil {
+		t.Fatalf("GET k = %q, %v after the failover", got, err)
+	}
+}
