@@ -173,7 +173,25 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	return 0
 }
 
+// redisLog sends go-redis's own messages (a Sentinel's switch to a new
+// primary, failed redials) to the process's log rather than to the
+// library's default printer on stderr.
+type redisLog struct{ log *slog.Logger }
+
+func (l redisLog) Printf(ctx context.Context, format string, v ...any) {
+	l.log.WarnContext(ctx, fmt.Sprintf(format, v...))
+}
+
+// newLogger returns the process's logger; go-redis logs through it too.
 func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
+	log, err := newHandlerLogger(w, level, format)
+	if err == nil {
+		redis.SetLogger(redisLog{log.With("component", "redis")})
+	}
+	return log, err
+}
+
+func newHandlerLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 	var lv slog.Level
 	if err := lv.UnmarshalText([]byte(level)); err != nil {
 		return nil, fmt.Errorf("--log-level: %w", err)
