@@ -16,6 +16,18 @@
 // link each viewer therefore connects from its own 127.x.y.z address
 // (-spread=false turns that off).
 //
+// With -churn N it measures what viewers leave behind instead: N viewers,
+// -concurrency at a time, each opening a session and the stream socket,
+// reading until its first fragment and leaving (a close frame, then the
+// TCP close). Before the first, after every -every viewers (once those in
+// flight have left and a second has passed) and during -settle after the
+// last, it prints the gateway's RSS (VmRSS of /proc/-pid/status, so the
+// gateway must run on this machine), its heap in use and goroutines (from
+// its /metrics), and, with -redis, the open session leases of every link
+// (the lg:link:{id}:live sorted sets), which must come back to 0.
+//
+//	go run ./loadtest/viewers -link http://127.0.0.1:8080/l/AQF... -churn 10000 -pid 1234 -redis 127.0.0.1:6379
+//
 // With -serve-clip FILE it is the camera instead: an RTSP server at
 // -rtsp-addr that plays an Annex-B H.264 file (one access unit delimiter
 // before each frame, SPS and PPS before each IDR, no B-frames) in a loop at
@@ -50,6 +62,7 @@ import (
 	"github.com/bluenviron/gortsplib/v4/pkg/format"
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
 	"github.com/fasthttp/websocket"
+	"github.com/redis/go-redis/v9"
 )
 
 type result struct {
@@ -70,6 +83,12 @@ func main() {
 	clipFile := flag.String("serve-clip", "", "instead of watching, serve this Annex-B H.264 file over RTSP")
 	rtspAddr := flag.String("rtsp-addr", "127.0.0.1:8554", "with -serve-clip: listen address; the stream is rtsp://ADDR/cam")
 	fps := flag.Int("fps", 25, "with -serve-clip: the clip's frame rate")
+	churnN := flag.Int("churn", 0, "instead of watching: this many viewers that each leave at their first fragment")
+	conc := flag.Int("concurrency", 20, "with -churn: viewers at a time")
+	every := flag.Int("every", 1000, "with -churn: sample the gateway after this many viewers")
+	pid := flag.Int("pid", 0, "with -churn: the gateway's process id, for its RSS")
+	settle := flag.Duration("settle", 15*time.Second, "with -churn: how long to keep sampling after the last viewer, every 5 s")
+	redisAddr := flag.String("redis", "", "with -churn: Redis host:port, to count open session leases")
 	flag.Parse()
 	if *clipFile != "" {
 		log.Fatal(serveClip(*clipFile, *rtspAddr, *fps))
@@ -87,6 +106,17 @@ func main() {
 	// SIGINT or SIGTERM ends the watch early, with a report.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if *churnN > 0 {
+		c := &churner{link: u, origin: *origin, spread: *spread, pid: *pid,
+			metrics: u.Scheme + "://" + u.Host + "/metrics"}
+		if *redisAddr != "" {
+			c.rdb = redis.NewClient(&redis.Options{Addr: *redisAddr})
+		}
+		if err := c.run(ctx, *churnN, max(1, *conc), max(1, *every), *settle); err != nil {
+			log.Fatal(err)
+		}
+		return
+	}
 	ctx, cancel := context.WithTimeout(ctx, *duration)
 	defer cancel()
 	results := make([]result, *n)
@@ -98,9 +128,9 @@ func main() {
 			defer wg.Done()
 			var local net.IP
 			if *spread {
-				local = net.IPv4(127, byte(1+(i+2)/62500), byte((i+2)/250%250), byte(2+(i+2)%250))
+				local = localIP(i)
 			}
-			results[i] = watch(ctx, u, *origin, local, func() {
+			results[i] = watch(ctx, u, *origin, local, false, func() {
 				if started.Add(1) == int64(*n) {
 					fmt.Fprintln(os.Stderr, "ready")
 				}
@@ -115,8 +145,15 @@ func main() {
 	report(results)
 }
 
-// watch runs one viewer until ctx ends; firstFragment is called once.
-func watch(ctx context.Context, u *url.URL, origin string, local net.IP, firstFragment func()) (r result) {
+// localIP is viewer i's own loopback address: 127.1.0.2 on, a different one
+// for each of the first 62,500 viewers.
+func localIP(i int) net.IP {
+	return net.IPv4(127, byte(1+(i+2)/62500), byte((i+2)/250%250), byte(2+(i+2)%250))
+}
+
+// watch runs one viewer until ctx ends, or with leave until its first
+// fragment; firstFragment is called once.
+func watch(ctx context.Context, u *url.URL, origin string, local net.IP, leave bool, firstFragment func()) (r result) {
 	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
 		d := net.Dialer{Timeout: 10 * time.Second}
 		if local != nil {
@@ -172,6 +209,12 @@ func watch(ctx context.Context, u *url.URL, origin string, local net.IP, firstFr
 			if r.fragments == 0 {
 				r.ttff, r.join, r.first = now.Sub(dialStart), now.Sub(start), now
 				firstFragment()
+				if leave {
+					r.fragments, r.last = 1, now
+					_ = conn.WriteControl(websocket.CloseMessage,
+						websocket.FormatCloseMessage(websocket.CloseGoingAway, ""), time.Now().Add(time.Second))
+					return r
+				}
 			}
 			r.fragments++
 			r.last = now
