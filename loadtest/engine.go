@@ -248,7 +248,7 @@ func run(ctx context.Context, cfg Config, sc Scenario) (*Report, error) {
 			case <-runCtx.Done():
 				return
 			case now := <-t.C:
-				sec := rec.tick(now)
+				sec := rec.tick(now, s.done.Load())
 				if cfg.Progress != nil {
 					cfg.Progress(sec)
 				}
@@ -264,7 +264,7 @@ func run(ctx context.Context, cfg Config, sc Scenario) (*Report, error) {
 	cancel()
 	<-tickDone
 	end := time.Now()
-	if last := rec.tick(end); cfg.Progress != nil && end.Sub(start) > 100*time.Millisecond {
+	if last := rec.tick(end, s.done.Load()); cfg.Progress != nil && end.Sub(start) > 100*time.Millisecond {
 		cfg.Progress(last)
 	}
 	elapsed := end.Sub(start)
@@ -279,7 +279,7 @@ func run(ctx context.Context, cfg Config, sc Scenario) (*Report, error) {
 		Started:     start.UTC(),
 		Elapsed:     elapsed.Seconds(),
 		Ops:         s.done.Load(),
-		Metrics:     all.summaries(),
+		Metrics:     all.summaries(true),
 		Counts:      all.counts,
 		BytesIn:     all.bytesIn,
 		BytesOut:    all.bytesOut,

@@ -143,9 +143,9 @@ func TestRecorderMerge(t *testing.T) {
 		rec.Sink(i).Count("status 200", 1)
 		rec.Sink(i).Bytes(10, 1)
 	}
-	sec := rec.tick(time.Now())
+	sec := rec.tick(time.Now(), 0)
 	all := rec.total()
-	for _, s := range []map[string]Summary{sec.Metrics, all.summaries()} {
+	for _, s := range []map[string]Summary{sec.Metrics, all.summaries(false)} {
 		l := s["latency"]
 		if l.Count != 300 || l.Min != 1 || math.Abs(l.Max-300) > 0.3 || math.Abs(l.P50-150) > 0.2 || math.Abs(l.P99-297) > 0.3 {
 			t.Fatalf("merged summary %+v, want 300 samples 1..300 ms", l)
@@ -154,7 +154,7 @@ func TestRecorderMerge(t *testing.T) {
 	if all.counts["status 200"] != 300 || all.bytesIn != 3000 || all.bytesOut != 300 {
 		t.Fatalf("counts %v in %d out %d", all.counts, all.bytesIn, all.bytesOut)
 	}
-	if next := rec.tick(time.Now()); len(next.Metrics) != 0 || len(next.Counts) != 0 {
+	if next := rec.tick(time.Now(), 0); len(next.Metrics) != 0 || len(next.Counts) != 0 {
 		t.Fatalf("the next second is not empty: %+v", next)
 	}
 	if got := len(rec.Series()); got != 2 {

@@ -2,6 +2,7 @@ package loadtest
 
 import (
 	"maps"
+	"math"
 	"slices"
 	"sync"
 	"time"
@@ -33,13 +34,16 @@ type Recorder struct {
 	sinks []*Sink
 	start time.Time
 
-	mu     sync.Mutex // guards series
-	series []Second
+	mu      sync.Mutex // guards series and the last tick's figures
+	series  []Second
+	lastAt  time.Time     // the last tick (or the start)
+	lastOps int64         // operations finished at the last tick
+	lastCPU time.Duration // the process's CPU time at the last tick
 }
 
 // newRecorder returns a recorder with n sinks (at least 1).
 func newRecorder(n int, start time.Time) *Recorder {
-	r := &Recorder{start: start}
+	r := &Recorder{start: start, lastAt: start, lastCPU: cpuTime()}
 	for range max(n, 1) {
 		r.sinks = append(r.sinks, &Sink{total: newTally(), sec: newTally()})
 	}
@@ -142,21 +146,26 @@ func (t *tally) reset() {
 	t.bytesIn, t.bytesOut = 0, 0
 }
 
-// summaries returns a Summary per metric that has samples.
-func (t *tally) summaries() map[string]Summary {
+// summaries returns a Summary per metric that has samples; with dist, each
+// with its percentile distribution.
+func (t *tally) summaries(dist bool) map[string]Summary {
 	out := make(map[string]Summary, len(t.hists))
 	for name, h := range t.hists {
 		if h.TotalCount() > 0 {
-			out[name] = summarize(h, t.clipped[name])
+			s := summarize(h, t.clipped[name])
+			if dist {
+				s.Percentiles = distribution(h)
+			}
+			out[name] = s
 		}
 	}
 	return out
 }
 
-// tick closes the second that ends at now: it merges every sink's second
-// into one Second, appends it to the series, resets the sinks' seconds and
-// returns it.
-func (r *Recorder) tick(now time.Time) Second {
+// tick closes the second that ends at now, when ops operations have
+// finished since the start: it merges every sink's second into one Second,
+// appends it to the series, resets the sinks' seconds and returns it.
+func (r *Recorder) tick(now time.Time, ops int64) Second {
 	sec := newTally()
 	for _, s := range r.sinks {
 		s.mu.Lock()
@@ -166,12 +175,18 @@ func (r *Recorder) tick(now time.Time) Second {
 	}
 	out := Second{
 		At:       now.Sub(r.start).Seconds(),
-		Metrics:  sec.summaries(),
+		Metrics:  sec.summaries(false),
 		Counts:   sec.counts,
 		BytesIn:  sec.bytesIn,
 		BytesOut: sec.bytesOut,
 	}
+	cpu := cpuTime()
 	r.mu.Lock()
+	out.Ops = ops - r.lastOps
+	if wall := now.Sub(r.lastAt); wall > 0 {
+		out.CPU = 100 * (cpu - r.lastCPU).Seconds() / wall.Seconds()
+	}
+	r.lastAt, r.lastOps, r.lastCPU = now, ops, cpu
 	r.series = append(r.series, out)
 	r.mu.Unlock()
 	return out
@@ -207,6 +222,38 @@ type Summary struct {
 	P999    float64 `json:"p999"`
 	Max     float64 `json:"max"`
 	Clipped int64   `json:"clipped,omitempty"` // samples above 5 min, recorded as 5 min
+	// Percentiles is the latency by percentile, from 0 to the max, as in
+	// HdrHistogram's percentile distribution: ticksPerHalf points in each
+	// halving of the distance to 100 %. Only the whole run's summaries
+	// carry it, not the series'.
+	Percentiles []Percentile `json:"percentiles,omitempty"`
+}
+
+// Percentile is one point of a latency distribution.
+type Percentile struct {
+	P  float64 `json:"p"`  // percentile, 0 to 100
+	Ms float64 `json:"ms"` // latency at or below which P percent of samples fall
+}
+
+// ticksPerHalf is the number of points in each halving of the distance to
+// 100 %: 0, 12.9, 24.2, ... 50, ... 75, ... 87.5, ...
+const ticksPerHalf = 5
+
+// distribution returns h's percentile distribution: points at ticksPerHalf
+// per halving of the distance to 100 %, as long as the samples resolve
+// them, then the max at 100 %.
+func distribution(h *hdrhistogram.Histogram) []Percentile {
+	n := h.TotalCount()
+	var out []Percentile
+	for i := 0; ; i++ {
+		rest := math.Pow(2, -float64(i)/ticksPerHalf) // 1 - quantile
+		if rest*float64(n) < 1 || i > 40*ticksPerHalf {
+			break
+		}
+		p := 100 * (1 - rest)
+		out = append(out, Percentile{P: p, Ms: float64(h.ValueAtQuantile(p)) / 1e3})
+	}
+	return append(out, Percentile{P: 100, Ms: float64(h.Max()) / 1e3})
 }
 
 func summarize(h *hdrhistogram.Histogram, clipped int64) Summary {
@@ -226,7 +273,9 @@ func summarize(h *hdrhistogram.Histogram, clipped int64) Summary {
 
 // Second is one second of a run's series.
 type Second struct {
-	At       float64            `json:"at"` // seconds since the run started, at the second's end
+	At       float64            `json:"at"`  // seconds since the run started, at the second's end
+	Ops      int64              `json:"ops"` // operations finished in the second
+	CPU      float64            `json:"cpu"` // the generator's CPU use in the second, percent of one core
 	Metrics  map[string]Summary `json:"metrics,omitempty"`
 	Counts   map[string]int64   `json:"counts,omitempty"`
 	BytesIn  int64              `json:"bytesIn"`

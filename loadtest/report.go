@@ -35,6 +35,20 @@ type Report struct {
 	Generator Generator `json:"generator"`
 	// Info carries a scenario's own figures (Redis calls, RSS, ...).
 	Info map[string]float64 `json:"info,omitempty"`
+	// Thresholds holds the thresholds the run was checked against
+	// ([CheckThresholds]), in the order given.
+	Thresholds []ThresholdResult `json:"thresholds,omitempty"`
+}
+
+// Passed reports whether every threshold checked passed (true when none
+// was).
+func (r *Report) Passed() bool {
+	for _, t := range r.Thresholds {
+		if !t.Pass {
+			return false
+		}
+	}
+	return true
 }
 
 // Generator describes the load generator's own use of the machine. A CPU
