@@ -71,7 +71,7 @@ func IsTerminal(f *os.File) bool {
 
 // FormatSecond formats one second of a run as a progress line:
 //
-//	  3s  12345 ops/s  latency p50 0.42 ms  p99 1.90 ms  errors 0  cpu 85%
+//	3s  12345 ops/s  latency p50 0.42 ms  p99 1.90 ms  errors 0  cpu 85%
 func FormatSecond(s Second, metric string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%4.0fs  %6d ops/s", math.Round(s.At), s.Ops)
