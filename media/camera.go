@@ -25,6 +25,12 @@ type addRequest struct {
 	src Source
 }
 
+// hlsRequest asks the camera for its LL-HLS output, started if need be.
+type hlsRequest struct {
+	src   Source
+	reply chan<- *hlsOutput // buffered
+}
+
 // upstreamHandle is a running upstream, as its camera sees it.
 type upstreamHandle struct {
 	cancel context.CancelFunc
@@ -34,10 +40,11 @@ type upstreamHandle struct {
 
 // camera is one camera's live state. Its run goroutine owns everything below
 // the channels: the viewers, the upstream's on-demand life (started by the
-// first viewer, stopped Linger after the last one leaves), the muxer and the
-// cached group of pictures. Others talk to it only through chAdd and
-// chRemove; the upstream talks to it through its events channel. It never
-// waits for a viewer.
+// first viewer or HLS request, stopped Linger after the last one leaves),
+// the muxer, the cached group of pictures and the LL-HLS output's life.
+// Others talk to it only through chAdd, chRemove and chHLS; the upstream
+// talks to it through its events channel. It never waits for a viewer or
+// an HLS client.
 type camera struct {
 	id    string
 	m     *Manager
@@ -48,6 +55,7 @@ type camera struct {
 
 	chAdd    chan addRequest
 	chRemove chan *Viewer
+	chHLS    chan hlsRequest
 	quit     chan struct{}  // closed when run starts shutting down
 	pumps    sync.WaitGroup // viewer pumps
 
@@ -60,6 +68,7 @@ type camera struct {
 	gop      []*fragment // from the last keyframe; valid if gopValid
 	gopBytes int
 	gopValid bool
+	hls      *hlsOutput // nil while no HLS client comes
 }
 
 func newCamera(ctx context.Context, m *Manager, id string, stats *cameraStats) *camera {
@@ -72,6 +81,7 @@ func newCamera(ctx context.Context, m *Manager, id string, stats *cameraStats) *
 		stats:    stats,
 		chAdd:    make(chan addRequest),
 		chRemove: make(chan *Viewer),
+		chHLS:    make(chan hlsRequest),
 		quit:     make(chan struct{}),
 		viewers:  make(map[*Viewer]struct{}),
 	}
@@ -86,15 +96,20 @@ func (c *camera) run() {
 	linger := time.NewTimer(c.cfg.Linger)
 	defer linger.Stop()
 	lingering := true
+	hlsIdle := time.NewTimer(c.cfg.Linger)
+	defer hlsIdle.Stop()
 
 	for {
 		var events <-chan upstreamEvent
 		if c.up != nil {
 			events = c.up.events
 		}
-		var lingerC <-chan time.Time
+		var lingerC, hlsIdleC <-chan time.Time
 		if lingering {
 			lingerC = linger.C
+		}
+		if c.hls != nil {
+			hlsIdleC = hlsIdle.C
 		}
 
 		select {
@@ -102,6 +117,19 @@ func (c *camera) run() {
 			c.add(req)
 		case v := <-c.chRemove:
 			c.remove(v)
+		case req := <-c.chHLS:
+			if c.hls == nil {
+				hlsIdle.Reset(c.cfg.Linger)
+			}
+			c.serveHLS(req)
+		case <-hlsIdleC:
+			if wait := c.hlsIdle(); wait > 0 {
+				hlsIdle.Reset(wait)
+			} else if len(c.viewers) == 0 {
+				// It has been Linger since the last HLS request.
+				c.log.Debug("no viewers: stopping camera upstream")
+				return
+			}
 		case ev := <-events:
 			c.handle(ev)
 		case <-lingerC:
@@ -111,7 +139,7 @@ func (c *camera) run() {
 			return
 		}
 
-		switch idle := len(c.viewers) == 0; {
+		switch idle := len(c.viewers) == 0 && c.hls == nil; {
 		case idle && !lingering:
 			linger.Reset(c.cfg.Linger)
 			lingering = true
@@ -126,6 +154,7 @@ func (c *camera) run() {
 func (c *camera) shutdown() {
 	c.m.forget(c) // from now on, Watch starts a new camera
 	close(c.quit)
+	c.stopHLS()
 	c.stopUpstream()
 	for v := range c.viewers {
 		v.end(ErrClosed)
@@ -179,18 +208,23 @@ func (c *camera) stopUpstream() {
 	c.log.Info("camera upstream stopped")
 }
 
-// add attaches a viewer and starts it from the cached group of pictures.
-func (c *camera) add(req addRequest) {
-	if c.up == nil || !req.src.same(c.src) {
+// pull makes sure the upstream runs, from src: the newest source wins.
+func (c *camera) pull(src Source) {
+	if c.up == nil || !src.same(c.src) {
 		if c.up != nil {
 			c.log.Info("camera source changed: reconnecting")
 			c.stopUpstream()
 			c.publish(c.mux.resync())
 			c.clearGOP()
 		}
-		c.src = req.src
+		c.src = src
 		c.startUpstream()
 	}
+}
+
+// add attaches a viewer and starts it from the cached group of pictures.
+func (c *camera) add(req addRequest) {
+	c.pull(req.src)
 
 	v := req.v
 	c.viewers[v] = struct{}{}
@@ -239,6 +273,7 @@ func (c *camera) handle(ev upstreamEvent) {
 	case evSession:
 		c.stats.connects.Add(1)
 		c.publish(c.mux.startSession(ev.tracks))
+		c.hlsSession()
 	case evVideo:
 		var f *fragment
 		err := guard(func() (err error) {
@@ -250,12 +285,14 @@ func (c *camera) handle(ev upstreamEvent) {
 			c.checkPanic(err)
 		}
 		c.publish(f)
+		c.hlsVideo()
 	case evAudio:
 		err := guard(func() error { return c.mux.audioUnits(ev.au, ev.pts) })
 		if err != nil {
 			c.stats.decodeErrors.Add(1)
 			c.checkPanic(err)
 		}
+		c.hlsAudio()
 	case evVideoGap:
 		c.stats.resyncs.Add(1)
 		c.publish(c.mux.resync())
@@ -398,12 +435,14 @@ type cameraStats struct {
 	decodeErrors atomic.Int64
 	running      atomic.Bool
 	online       atomic.Bool
+	hls          atomic.Bool
 }
 
 func (s *cameraStats) snapshot() CameraStats {
 	return CameraStats{
 		Viewers:      int(s.viewers.Load()),
 		Running:      s.running.Load(),
+		HLS:          s.hls.Load(),
 		Online:       s.online.Load(),
 		Connects:     int(s.connects.Load()),
 		Failures:     int(s.failures.Load()),

@@ -62,6 +62,18 @@
 // the last 2 s of video, so that a camera that announces audio and sends
 // none still plays (a browser plays only what every track has buffered).
 //
+// # LL-HLS, for browsers without Media Source Extensions
+//
+// [Manager.ServeHLS] answers a camera's Low-Latency HLS stream (gohlslib:
+// index.m3u8, its media playlists, init files, segments and parts) from the
+// same normalized access units and camera timeline as the fMP4 viewers, on
+// the same upstream. The first request starts the camera's HLS output, it
+// stops [Config.Linger] after the last one, and a change of the camera's
+// tracks starts a new one. Memory is bounded by [HLSConfig] (segments kept,
+// bytes per segment), and so is every request's wait: blocking playlist
+// reloads (_HLS_msn, _HLS_part) and the preload-hinted part wait at most
+// [HLSConfig.BlockTimeout], in the request's goroutine, never in gohlslib.
+//
 // # Slow viewers
 //
 // The camera goroutine never waits for a viewer. Each viewer's queue is

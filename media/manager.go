@@ -32,6 +32,8 @@ type Config struct {
 	// Logger receives the package's logs, with component=media and
 	// camera=<id>. It defaults to discarding them.
 	Logger *slog.Logger
+	// HLS configures the LL-HLS fallback ([Manager.ServeHLS]).
+	HLS HLSConfig
 }
 
 // Defaults of Config.
@@ -60,6 +62,7 @@ func (c Config) withDefaults() Config {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
+	c.HLS = c.HLS.withDefaults()
 	return c
 }
 
@@ -72,6 +75,7 @@ type CameraStats struct {
 	Connects int  // upstream RTSP sessions opened so far (SETUP done)
 	Failures int  // upstream connects that failed and sessions that ended
 	Dropped  int  // viewers dropped as hopeless
+	HLS      bool // the LL-HLS output runs (an HLS request came within Linger)
 
 	Resyncs      int // times video waited for a keyframe after lost or bad data
 	Skips        int // times a viewer fell behind and skipped to a keyframe

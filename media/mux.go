@@ -142,6 +142,21 @@ type muxer struct {
 	audio     []audioSample
 	audioSeen bool  // the session has sent audio
 	audioAt   int64 // camera video time when audio last arrived
+
+	// What the last call of video or audioUnits accepted, on the camera
+	// timeline, for the LL-HLS muxer (hls.go); each call resets its own.
+	tapVideo tappedVideo
+	tapAudio []audioSample
+}
+
+// tappedVideo is a normalized video access unit as the muxer accepted it:
+// its presentation time on the camera timeline (90 kHz). ok is false when
+// the last call accepted nothing.
+type tappedVideo struct {
+	au  [][]byte
+	pts int64
+	key bool
+	ok  bool
 }
 
 // startSession begins a new upstream session: nothing goes out until its
@@ -260,12 +275,15 @@ func (m *muxer) video(au [][]byte, pts int64, in time.Time) (*fragment, error) {
 		}
 	}
 	m.pending = s
+	m.tapVideo = tappedVideo{au: nau, pts: s.dts + int64(s.ptsOffset), key: key, ok: true}
 	return f, nil
 }
 
 // audioUnits takes consecutive audio access units of the session starting
 // at pts (audio time scale, session timeline).
 func (m *muxer) audioUnits(aus [][]byte, pts int64) error {
+	clear(m.tapAudio)
+	m.tapAudio = m.tapAudio[:0]
 	if m.tr == nil || m.tr.audio == audioNone {
 		return nil
 	}
@@ -297,6 +315,7 @@ func (m *muxer) audioUnits(aus [][]byte, pts int64) error {
 				m.audio = append(m.audio[:0], m.audio[1:]...)
 			}
 			m.audio = append(m.audio, audioSample{t: t, dur: d, payload: au})
+			m.tapAudio = append(m.tapAudio, audioSample{t: t, dur: d, payload: au})
 			m.audioNext = t + d
 		}
 		t += d
