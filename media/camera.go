@@ -242,7 +242,7 @@ func (c *camera) add(req addRequest) {
 	case c.gopValid && len(c.gop) > 0:
 		init := c.gop[0].init
 		v.push(Message{Text: init.codecs}, Message{Binary: init.data})
-		for _, f := range c.gop { // replayed: no RTPIn, they are not live
+		for _, f := range c.gop { // replayed: no times, they are not live
 			v.push(Message{Binary: f.data})
 		}
 		v.init = init
@@ -358,7 +358,7 @@ func (c *camera) offer(v *Viewer, f *fragment) (hopeless bool) {
 		if v.skipping {
 			return false
 		}
-		if !v.tryPush(bound, Message{Binary: f.data, RTPIn: f.in}) {
+		if !v.tryPush(bound, f.message()) {
 			v.skipping = true
 			c.stats.skips.Add(1)
 		}
@@ -367,9 +367,9 @@ func (c *camera) offer(v *Viewer, f *fragment) (hopeless bool) {
 
 	var ok bool
 	if v.init != f.init {
-		ok = v.tryPush(bound, Message{Text: f.init.codecs}, Message{Binary: f.init.data}, Message{Binary: f.data, RTPIn: f.in})
+		ok = v.tryPush(bound, Message{Text: f.init.codecs}, Message{Binary: f.init.data}, f.message())
 	} else {
-		ok = v.tryPush(bound, Message{Binary: f.data, RTPIn: f.in})
+		ok = v.tryPush(bound, f.message())
 	}
 	if ok {
 		v.init, v.skipping, v.strikes = f.init, false, 0

@@ -91,6 +91,14 @@ type fragment struct {
 	init *initSegment // the init segment the fragment belongs to
 	dts  int64        // decode time of the video sample, 90 kHz
 	in   time.Time    // when the video unit's first RTP packet was read; may be zero
+	// muxed is when the fragment was made: when the next video unit, which
+	// gives this one its duration, arrived.
+	muxed time.Time
+}
+
+// message is the fragment as a viewer is sent it live.
+func (f *fragment) message() Message {
+	return Message{Binary: f.data, RTPIn: f.in, Muxed: f.muxed}
 }
 
 // videoSample is a video access unit waiting for the next one, which gives
@@ -383,7 +391,7 @@ func (m *muxer) emit(d int64) (*fragment, error) {
 	if err := part.Marshal(&buf); err != nil {
 		return nil, err
 	}
-	return &fragment{data: buf.Bytes(), key: p.key, init: m.init, dts: p.dts, in: p.in}, nil
+	return &fragment{data: buf.Bytes(), key: p.key, init: m.init, dts: p.dts, in: p.in, muxed: time.Now()}, nil
 }
 
 // buildInit returns the init segment for keyframe p: the current one if

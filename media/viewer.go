@@ -20,6 +20,11 @@ type Message struct {
 	// control messages, init segments, and the fragments of the cached
 	// group of pictures a new viewer starts with.
 	RTPIn time.Time
+	// Muxed is, for a live fragment, when it was made: when the next video
+	// access unit arrived, since that gives this one its duration. From
+	// RTPIn to Muxed the fragment waits for the camera (a frame interval);
+	// from Muxed on, for the server. Zero when RTPIn is.
+	Muxed time.Time
 }
 
 func (m Message) size() int { return len(m.Text) + len(m.Binary) }
