@@ -127,7 +127,8 @@ func (v *viewer) writeLoop(mv *media.Viewer) {
 }
 
 // send writes one message of the camera's stream; for a live fragment it
-// observes the latency the server added, up to the write's return.
+// observes the latency the server added, up to the write's return, and the
+// part of it after the fragment was made.
 func (v *viewer) send(m media.Message) error {
 	typ, b := websocket.BinaryMessage, m.Binary
 	if m.Text != nil {
@@ -137,7 +138,9 @@ func (v *viewer) send(m media.Message) error {
 		return err
 	}
 	if !m.RTPIn.IsZero() {
-		v.srv.metrics.cameraLatency.Observe(time.Since(m.RTPIn).Seconds())
+		now := time.Now()
+		v.srv.metrics.cameraLatency.Observe(now.Sub(m.RTPIn).Seconds())
+		v.srv.metrics.cameraSendLatency.Observe(now.Sub(m.Muxed).Seconds())
 	}
 	return nil
 }

@@ -10,7 +10,7 @@ import (
 	"github.com/linkgate/linkgate/gateway"
 )
 
-// A viewer watching live video feeds the added-latency histogram, with
+// A viewer watching live video feeds the added-latency histograms, with
 // values that are latencies: above zero, below seconds.
 func TestCameraAddedLatencyObserved(t *testing.T) {
 	t.Parallel()
@@ -33,30 +33,32 @@ func TestCameraAddedLatencyObserved(t *testing.T) {
 		}
 	}
 
-	var n, under5 uint64
-	var sum float64
-	eventually(t, 5*time.Second, "latency observations", func() bool {
-		n, sum, under5 = addedLatency(t, reg)
-		return n >= 10
-	})
-	if mean := sum / float64(n); mean <= 0 || mean >= 5 {
-		t.Errorf("mean added latency %.6f s over %d fragments", mean, n)
-	}
-	if under5 != n {
-		t.Errorf("%d of %d observations above 5 s", n-under5, n)
+	for _, name := range []string{"linkgate_camera_added_latency_seconds", "linkgate_camera_send_latency_seconds"} {
+		var n, under5 uint64
+		var sum float64
+		eventually(t, 5*time.Second, name, func() bool {
+			n, sum, under5 = histogram(t, reg, name)
+			return n >= 10
+		})
+		if mean := sum / float64(n); mean <= 0 || mean >= 5 {
+			t.Errorf("%s: mean %.6f s over %d fragments", name, mean, n)
+		}
+		if under5 != n {
+			t.Errorf("%s: %d of %d observations above 5 s", name, n-under5, n)
+		}
 	}
 }
 
-// addedLatency reads the added-latency histogram: its count, its sum, and
-// how many observations were at most 5 s.
-func addedLatency(t *testing.T, reg *prometheus.Registry) (n uint64, sum float64, under5 uint64) {
+// histogram reads a histogram: its count, its sum, and how many
+// observations were at most 5 s.
+func histogram(t *testing.T, reg *prometheus.Registry, name string) (n uint64, sum float64, under5 uint64) {
 	t.Helper()
 	mfs, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, mf := range mfs {
-		if mf.GetName() != "linkgate_camera_added_latency_seconds" {
+		if mf.GetName() != name {
 			continue
 		}
 		h := mf.GetMetric()[0].GetHistogram()

@@ -16,10 +16,11 @@ type metrics struct {
 	opensBy     map[string]prometheus.Counter // refusal code -> child, made once
 	sessions    *prometheus.CounterVec
 	rateLimited prometheus.Counter
-	// cameraLatency is observed by each camera socket's writer, once per
-	// live fragment written.
-	cameraLatency prometheus.Histogram
-	handler       fiber.Handler
+	// cameraLatency and cameraSendLatency are observed by each camera
+	// socket's writer, once per live fragment written.
+	cameraLatency     prometheus.Histogram
+	cameraSendLatency prometheus.Histogram
+	handler           fiber.Handler
 }
 
 // cameraLatencyBuckets are fine to 100 ms, finest around a 25 fps frame
@@ -30,12 +31,18 @@ var cameraLatencyBuckets = []float64{
 	.035, .0375, .04, .0425, .045, .0475, .05, .06, .075, .1, .25, .5, 1, 2.5, 5,
 }
 
-func newCameraLatency() prometheus.Histogram {
-	return prometheus.NewHistogram(prometheus.HistogramOpts{
+func newCameraLatency() (added, send prometheus.Histogram) {
+	added = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name:    "linkgate_camera_added_latency_seconds",
-		Help:    "Latency this server adds to live video: from reading the first RTP packet of an access unit to the return of the WebSocket write of its fragment, per viewer.",
+		Help:    "Latency this server adds to live video: from reading the first RTP packet of an access unit to the return of the WebSocket write of its fragment, per viewer. It includes the wait for the next access unit, which gives a fragment its duration.",
 		Buckets: cameraLatencyBuckets,
 	})
+	send = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "linkgate_camera_send_latency_seconds",
+		Help:    "The part of linkgate_camera_added_latency_seconds after the fragment is made (when the next access unit arrived): fan-out, the viewer's queue, the WebSocket write.",
+		Buckets: cameraLatencyBuckets,
+	})
+	return added, send
 }
 
 func newMetrics(reg *prometheus.Registry, s *Server) *metrics {
@@ -49,14 +56,14 @@ func newMetrics(reg *prometheus.Registry, s *Server) *metrics {
 		rateLimited: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "linkgate_rate_limited_total", Help: "Requests refused with 429.",
 		}),
-		cameraLatency: newCameraLatency(),
 	}
+	m.cameraLatency, m.cameraSendLatency = newCameraLatency()
 	cache, feed := s.cache.Stats(), s.feed.Stats()
 	counter := func(name, help string, f func() float64) prometheus.Collector {
 		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, f)
 	}
 	reg.MustRegister(
-		m.opens, m.sessions, m.rateLimited, m.cameraLatency,
+		m.opens, m.sessions, m.rateLimited, m.cameraLatency, m.cameraSendLatency,
 		counter("linkgate_link_cache_hits_total", "Link cache hits.", func() float64 { return float64(cache.Hits.Load()) }),
 		counter("linkgate_link_cache_misses_total", "Link cache misses (each costs at most one shared Redis read).", func() float64 { return float64(cache.Misses.Load()) }),
 		counter("linkgate_link_cache_flushes_total", "Whole-cache flushes (feed reconnects and gaps).", func() float64 { return float64(cache.Flushes.Load()) }),
