@@ -28,6 +28,7 @@ func (s *Server) routes() {
 	l.Get("", s.openPage)
 	l.Post("/session", s.openSession)
 	s.wsRoutes(l)
+	s.hlsRoutes(l)
 
 	api := app.Group("/api/v1")
 	api.Get("/openapi.json", s.openAPI)
