@@ -6,6 +6,8 @@
 //	linkgate device ...          manage devices over the owner API
 //	linkgate camera ...          manage cameras over the owner API
 //	linkgate devices             run simulated devices against a Redis
+//	linkgate loadtest SCENARIO   load-test a gateway: progress, summary, JSON
+//	                             and HTML reports, thresholds for CI
 //
 // Every flag has an environment twin, named in its help text.
 package main
@@ -30,6 +32,8 @@ Usage:
   linkgate device ...           manage devices
   linkgate camera ...           manage cameras
   linkgate devices --redis URL  run simulated devices on the device bus
+  linkgate loadtest SCENARIO    load-test a gateway on loopback; reports,
+                                thresholds that set the exit status
 
 Run "linkgate <command> -h" for a command's flags.
 `
@@ -59,6 +63,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return runCamera(ctx, args, stdout, stderr)
 	case "devices":
 		return runDevices(ctx, args, stdout, stderr)
+	case "loadtest":
+		return runLoadtest(ctx, args, stdout, stderr)
 	case "help":
 		fmt.Fprint(stdout, usage)
 		return 0
