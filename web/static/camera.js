@@ -35,6 +35,15 @@
  * shown loses its references; QuotaExceededError trims harder and retries
  * once. So memory and delay stay flat over hours.
  *
+ * Browsers with neither ManagedMediaSource nor MediaSource but native HLS
+ * (Safari on iPhones before iOS 17.1) play the link's LL-HLS fallback
+ * instead: the video's src is GET /l/{token}/hls/index.m3u8 (relative, so
+ * the session cookie rides along) and the browser does the rest. Since HLS
+ * has no closing message, the page asks the playlist itself when the
+ * player fails and every HLS_CHECK: its error code ("disabled",
+ * "level-not-granted", "camera-not-ready", ...) picks the same screens as
+ * the socket's closing reasons. With neither, the player says so.
+ *
  * Autoplay is muted and inline; where the browser still refuses it, a play
  * button. The player shows connecting, live (the LIVE badge and the delay
  * behind the newest picture, "0.3 s"), camera offline (over the last
@@ -73,6 +82,7 @@
   const MAX_QUEUE = 250; // fragments waiting for the SourceBuffer (10 s at 25 fps)
   const TICK = 250; // ms between looks at the player
   const STALL_SHOW = 1500; // ms without a new picture before saying so
+  const HLS_CHECK = 5000; // ms between looks at the HLS playlist's status
 
   // Close codes, for when the closing message was lost on the way.
   const CLOSE_REASONS = {
@@ -124,6 +134,16 @@
 
   const MSE = window.ManagedMediaSource || window.MediaSource || null;
   const managed = MSE !== null && MSE === window.ManagedMediaSource;
+  /** Native HLS, used only without Media Source Extensions. */
+  const HLS =
+    !MSE &&
+    (() => {
+      try {
+        return document.createElement("video").canPlayType("application/vnd.apple.mpegurl") !== "";
+      } catch (e) {
+        return false;
+      }
+    })();
 
   function canPlay(mime) {
     try {
@@ -272,6 +292,10 @@
     });
     video.addEventListener("error", () => {
       if (media.ms && video.error) mediaBroken();
+      else if (conn.hls && video.error) checkHLS();
+    });
+    video.addEventListener("playing", () => {
+      if (conn.hls) hlsOpened();
     });
     return video;
   }
@@ -285,7 +309,7 @@
       ui.player = cam.player;
       ui.status = cam.status;
       view.state = "";
-      if (MSE) {
+      if (MSE || HLS) {
         if (!ui.video) ui.video = makeVideo();
         if (!ui.delay) {
           ui.delay = h("span", { class: "player-delay", title: "Delay behind the newest picture", "aria-hidden": "true" });
@@ -296,7 +320,7 @@
         if (ui.sound) ui.player.append(ui.sound);
       }
     }
-    if (!MSE) view.fatal = "no-mse";
+    if (!MSE && !HLS) view.fatal = "no-mse";
     if (view.fatal) {
       show(view.fatal);
       return false;
@@ -746,6 +770,8 @@
     firstTimer: 0,
     stableTimer: 0,
     retryTimer: 0,
+    hls: false, // the video plays the HLS fallback
+    hlsTimer: 0,
   };
 
   const backoff = LG.backoff;
@@ -758,6 +784,11 @@
     clearTimeout(conn.firstTimer);
     clearTimeout(conn.stableTimer);
     clearTimeout(conn.retryTimer);
+    clearInterval(conn.hlsTimer);
+    if (conn.hls) {
+      conn.hls = false;
+      closeMedia(); // the src goes; the next connect sets it again
+    }
     const ws = conn.ws;
     conn.ws = null;
     conn.open = false;
@@ -779,6 +810,10 @@
   function connect() {
     teardown();
     if (!isCamera() || !mount()) return;
+    if (!MSE) {
+      connectHLS();
+      return;
+    }
     const epoch = conn.epoch;
     let ws;
     try {
@@ -799,6 +834,98 @@
     ws.addEventListener("close", (e) => {
       if (epoch === conn.epoch) end(CLOSE_REASONS[e.code] || "");
     });
+  }
+
+  // ---------- The HLS fallback ----------
+
+  const hlsURL = () => `/l/${LG.state.token}/hls/index.m3u8`;
+
+  function connectHLS() {
+    const epoch = conn.epoch;
+    conn.hls = true;
+    if (!media.played) show("connecting");
+    media.started = true; // tick() presses play
+    ui.video.src = hlsURL();
+    play(false);
+    conn.hlsTimer = setInterval(() => {
+      if (epoch === conn.epoch) checkHLS();
+    }, HLS_CHECK);
+  }
+
+  /** The picture plays: the connection works. */
+  function hlsOpened() {
+    conn.offline = false;
+    if (conn.open) return;
+    conn.open = true;
+    conn.worked = true;
+    conn.reconnecting = false;
+    clearTimeout(conn.stableTimer);
+    conn.stableTimer = setTimeout(() => {
+      conn.failures = 0;
+      conn.busy = 0;
+    }, STABLE_AFTER);
+    if (LG.screen() !== "app") LG.showApp();
+    tick();
+  }
+
+  /** Asks the playlist how the link stands, after a player error and every
+   * HLS_CHECK: an error code there means what a closing reason means. */
+  async function checkHLS() {
+    const epoch = conn.epoch;
+    const failed = Boolean(ui.video && ui.video.error);
+    let r;
+    try {
+      r = await fetch(hlsURL(), { credentials: "same-origin", cache: "no-store" });
+    } catch (e) {
+      if (epoch === conn.epoch && failed) lost();
+      return;
+    }
+    if (epoch !== conn.epoch) return;
+    if (r.ok) {
+      if (conn.offline) {
+        conn.offline = false;
+        tick();
+      }
+      if (failed) lost(); // the player gave up, the stream is back: start it again
+      return;
+    }
+    let code = "";
+    try {
+      code = ((await r.json()).error || {}).code || "";
+    } catch (e) {
+      // Not our JSON: a proxy's page.
+    }
+    if (epoch !== conn.epoch) return;
+    switch (code) {
+      case "disabled":
+      case "expired":
+        end(code);
+        break;
+      case "not-found":
+        end("deleted");
+        break;
+      case "not-yet-active":
+      case "outside-schedule":
+      case "level-not-granted":
+        end("level-revoked"); // asks the server what the link is now
+        break;
+      case "session-invalid":
+        conn.worked = false; // a new session; its answer says if the link closed
+        reconnect();
+        break;
+      case "camera-not-ready":
+        conn.offline = true;
+        tick();
+        if (failed) lost();
+        break;
+      default:
+        if (code === "used-up" || code === "forbidden-origin") {
+          teardown();
+          LG.refuse(code);
+        } else if (failed || r.status >= 500) {
+          lost();
+        }
+    }
   }
 
   function receive(data) {
