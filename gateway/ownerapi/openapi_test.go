@@ -36,7 +36,7 @@ func TestOpenAPIValid(t *testing.T) {
 	for _, p := range []string{
 		"/api/v1/devices", "/api/v1/devices/{id}", "/api/v1/cameras", "/api/v1/cameras/{id}",
 		"/api/v1/links", "/api/v1/links/{id}", "/api/v1/links/{id}/disable", "/api/v1/links/{id}/enable",
-		"/api/v1/links/{id}/log", "/api/v1/openapi.json", "/l/{token}", "/l/{token}/session",
+		"/api/v1/links/{id}/log", "/api/v1/openapi.json", "/l/{token}", "/l/{token}/session", "/l/{token}/hls/{file}",
 		"/healthz", "/readyz", "/metrics",
 	} {
 		if doc.Paths.Find(p) == nil {
