@@ -93,13 +93,13 @@ type loadtestScenario struct {
 	metric  string // the main metric shown in the progress; "": latency or the busiest
 
 	// flags adds the scenario's own flags to fs and returns the function
-	// that makes the scenario once they are parsed. Nil: no flags of its
-	// own, and no load: serve runs instead.
-	flags func(fs *flag.FlagSet, o *loadtestOptions) func() (loadtest.Scenario, error)
-	// serve, when set, is the whole command (the baseline server).
+	// that makes the scenario once they are parsed. That function may
+	// adjust the run's config; its errors are usage errors.
+	flags func(fs *flag.FlagSet, o *loadtestOptions) func(cfg *loadtest.Config) (loadtest.Scenario, error)
+	// serve, when set, runs after parsing: it serves (the baseline server)
+	// and returns when done, or returns errNotServing when its flags did
+	// not ask it to serve, and the run goes on.
 	serve func(ctx context.Context, fs *flag.FlagSet, stdout, stderr io.Writer) error
-	// serveFlags adds serve's flags.
-	serveFlags func(fs *flag.FlagSet)
 }
 
 // loadtestScenarios lists the scenarios in the order usage shows them.
@@ -156,10 +156,7 @@ func runLoadtest(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		fs.SetOutput(stdout)
 		fs.PrintDefaults()
 		fs.SetOutput(io.Discard)
-		if sc.serve == nil {
-			fmt.Fprintf(stdout, "\n%s", loadtestThresholdHelp)
-		}
-		fmt.Fprintf(stdout, "\n%s", loadtestExitHelp)
+		fmt.Fprintf(stdout, "\n%s\n%s", loadtestThresholdHelp, loadtestExitHelp)
 	}
 	fail := func(code int, format string, a ...any) int {
 		fmt.Fprintf(stderr, "%s: %s\n", path, fmt.Sprintf(format, a...))
@@ -167,20 +164,6 @@ func runLoadtest(ctx context.Context, args []string, stdout, stderr io.Writer) i
 			fmt.Fprintf(stderr, "Run '%s -h' for usage.\n", path)
 		}
 		return code
-	}
-
-	if sc.serve != nil {
-		sc.serveFlags(fs)
-		if err := parseLoadtestFlags(fs, args[1:]); errors.Is(err, flag.ErrHelp) {
-			usage()
-			return exitOK
-		} else if err != nil {
-			return fail(exitUsage, "%v", err)
-		}
-		if err := sc.serve(ctx, fs, stdout, stderr); err != nil {
-			return fail(exitFailure, "%v", err)
-		}
-		return exitOK
 	}
 
 	var o loadtestOptions
@@ -192,10 +175,21 @@ func runLoadtest(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	} else if err != nil {
 		return fail(exitUsage, "%v", err)
 	}
+	if sc.serve != nil {
+		if err := sc.serve(ctx, fs, stdout, stderr); err == nil {
+			return exitOK
+		} else if !errors.Is(err, errNotServing) {
+			return fail(exitFailure, "%v", err)
+		}
+	}
 	secretFromEnv(fs, "api-key", envAPIKey, &o.apiKey)
 	o.apiKey = strings.TrimSpace(o.apiKey)
 
 	cfg, thresholds, err := o.config()
+	if err != nil {
+		return fail(exitUsage, "%v", err)
+	}
+	scenario, err := mk(&cfg)
 	if err != nil {
 		return fail(exitUsage, "%v", err)
 	}
@@ -206,10 +200,6 @@ func runLoadtest(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	}
 	if err := reachable(ctx, cfg.Target); err != nil {
 		return fail(exitFailure, "the target cannot be reached: %v", err)
-	}
-	scenario, err := mk()
-	if err != nil {
-		return loadtestFailed(path, stderr, err, o.apiKey)
 	}
 
 	var progress *loadtest.Progress

@@ -59,9 +59,9 @@ func withStubScenario(t *testing.T) {
 		name:    "stub",
 		summary: "GET a path (tests only)",
 		help:    "GETs --path of the target.",
-		flags: func(fs *flag.FlagSet, o *loadtestOptions) func() (loadtest.Scenario, error) {
+		flags: func(fs *flag.FlagSet, o *loadtestOptions) func(*loadtest.Config) (loadtest.Scenario, error) {
 			path := fs.String("path", "/healthz", "the path to GET [LINKGATE_LOADTEST_PATH]")
-			return func() (loadtest.Scenario, error) {
+			return func(*loadtest.Config) (loadtest.Scenario, error) {
 				return &stubScenario{target: o.target, path: *path}, nil
 			}
 		},
@@ -71,23 +71,25 @@ func withStubScenario(t *testing.T) {
 	t.Cleanup(func() { loadtestScenarios = saved })
 }
 
-// TestLoadtestEndToEnd runs `linkgate loadtest` against an in-process
-// gateway: a passing threshold exits 0, a failing one 6, and the report
-// files parse.
+// TestLoadtestEndToEnd runs `linkgate loadtest opens` against an
+// in-process gateway in demo mode, minting its links with the demo owner's
+// key: a passing threshold exits 0, a failing one 6, and the report files
+// parse.
 func TestLoadtestEndToEnd(t *testing.T) {
 	withStubScenario(t)
 	out, _ := startServe(t, "demo link: ")
 	base := strings.SplitN(field(t, out.String(), "demo link"), "/l/", 2)[0]
+	t.Setenv(envAPIKey, field(t, out.String(), "owner api key"))
 	dir := t.TempDir()
 	jsonFile, htmlFile := filepath.Join(dir, "r.json"), filepath.Join(dir, "r.html")
 
-	code, stdout, stderr := cli(t, "loadtest", "stub", "--target", base, "--connections", "4", "--count", "300",
-		"--json", jsonFile, "--html", htmlFile, "--threshold", "latency.p99<=10s", "--threshold", "status 200==100%;errors==0")
+	code, stdout, stderr := cli(t, "loadtest", "opens", "--target", base, "--connections", "4", "--count", "300",
+		"--json", jsonFile, "--html", htmlFile, "--threshold", "latency.p99<=10s", "--threshold", "unexpected *==0;errors==0")
 	if code != 0 {
 		t.Fatalf("exit %d, want 0\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
 	}
-	for _, want := range []string{"stub, closed model, 4 connections", "ops 300", "latency", "p99.9", "status 200", "generator cpu",
-		"pass  latency.p99<=10s", "pass  status 200==100%", "pass  errors==0"} {
+	for _, want := range []string{"opens, closed model, 4 connections", "ops 300", "latency valid", "p99.9", "ok valid", "status 200", "generator cpu",
+		"pass  latency.p99<=10s", "pass  unexpected *==0", "pass  errors==0"} {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("the summary lacks %q:\n%s", want, stdout)
 		}
@@ -101,7 +103,7 @@ func TestLoadtestEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.Ops != 300 || r.Counts["status 200"] != 300 || len(r.Thresholds) != 3 || !r.Passed() || r.Target != base {
+	if r.Ops != 300 || r.Counts["ok valid"] != 270 || len(r.Thresholds) != 3 || !r.Passed() || r.Target != base {
 		t.Fatalf("JSON report: ops %d counts %v thresholds %+v target %q", r.Ops, r.Counts, r.Thresholds, r.Target)
 	}
 	page, err := os.ReadFile(htmlFile)
@@ -113,8 +115,8 @@ func TestLoadtestEndToEnd(t *testing.T) {
 	}
 
 	// A failing threshold: the run is reported, the exit status says so.
-	code, stdout, stderr = cli(t, "loadtest", "stub", "--target", base, "--connections", "2", "--count", "50", "--quiet",
-		"--threshold", "latency.max<0.0001ms")
+	code, stdout, stderr = cli(t, "loadtest", "opens", "--target", base, "--connections", "2", "--count", "50", "--quiet",
+		"--mix", "valid=1", "--threshold", "latency.max<0.0001ms")
 	if code != exitThresholds || !strings.Contains(stdout, "FAIL  latency.max<0.0001ms") || !strings.Contains(stderr, "threshold failed") {
 		t.Fatalf("exit %d, want %d\nstdout:\n%s\nstderr:\n%s", code, exitThresholds, stdout, stderr)
 	}
@@ -159,6 +161,12 @@ func TestLoadtestUsage(t *testing.T) {
 		{[]string{"stub"}, map[string]string{"LINKGATE_LOADTEST_MODEL": "open"}, exitUsage, "--rate"},
 		{[]string{"stub"}, map[string]string{"LINKGATE_LOADTEST_TARGET": closed}, exitFailure, "cannot be reached"},
 		{[]string{"stub"}, map[string]string{"LINKGATE_LOADTEST_THRESHOLDS": "ops>0; bogus"}, exitUsage, `"bogus"`},
+		{[]string{"opens", "--mix", "valid=1,stale=2"}, nil, exitUsage, "--mix"},
+		{[]string{"opens"}, map[string]string{"LINKGATE_LOADTEST_MIX": "nothing"}, exitUsage, "mix"},
+		{[]string{"ws", "--model", "open", "--rate", "10"}, nil, exitUsage, "--model"},
+		{[]string{"ws"}, nil, exitUsage, "APIKey or Links"},
+		{[]string{"revoke", "--count", "5"}, map[string]string{envAPIKey: "lgk_x"}, exitUsage, "--count"},
+		{[]string{"baseline", "--redis", "redis://127.0.0.1:1"}, nil, exitUsage, "--redis"},
 	}
 	for _, c := range cases {
 		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
@@ -187,5 +195,39 @@ func TestLoadtestUsage(t *testing.T) {
 	}
 	if code, stdout, _ := cli(t, "loadtest", "-h"); code != 0 || !strings.Contains(stdout, "stub") {
 		t.Errorf("loadtest -h: exit %d\n%s", code, stdout)
+	}
+}
+
+// TestLoadtestBaselineServe: `loadtest baseline --addr` serves the bare
+// handler until interrupted, and the baseline scenario loads it.
+func TestLoadtestBaselineServe(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	out := &lockedBuffer{}
+	done := make(chan int, 1)
+	go func() { done <- run(ctx, []string{"loadtest", "baseline", "--addr", "127.0.0.1:0"}, out, out) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(out.String(), "baseline listening on ") {
+		if time.Now().After(deadline) {
+			cancel()
+			t.Fatalf("the baseline never listened: %s", out)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	base := strings.TrimSpace(strings.TrimPrefix(out.String(), "baseline listening on "))
+	if status, body := get(t, "GET", base+"/l/anything"); status != 200 || !strings.Contains(body, "<html") {
+		t.Errorf("baseline: %d %.100s", status, body)
+	}
+	code, stdout, stderr := cli(t, "loadtest", "baseline", "--target", base, "--count", "200", "--connections", "2", "--quiet", "--threshold", "ok baseline==200")
+	if code != 0 || !strings.Contains(stdout, "pass  ok baseline==200") {
+		t.Errorf("loading the baseline: exit %d\n%s%s", code, stdout, stderr)
+	}
+	cancel()
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Fatalf("baseline exited %d: %s", code, out)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the baseline did not stop")
 	}
 }
