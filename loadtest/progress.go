@@ -181,7 +181,8 @@ func WriteSummary(w io.Writer, r *Report) error {
 	}
 	fmt.Fprintln(w)
 	if r.BytesIn > 0 || r.BytesOut > 0 {
-		fmt.Fprintf(left, "bytes\tin %d (%.0f/s), out %d (%.0f/s)\n", r.BytesIn, perSecond(r.BytesIn, r.Elapsed), r.BytesOut, perSecond(r.BytesOut, r.Elapsed))
+		fmt.Fprintf(left, "bytes\tin %s (%s/s), out %s (%s/s)\n", formatBytes(float64(r.BytesIn)), formatBytes(perSecond(r.BytesIn, r.Elapsed)),
+			formatBytes(float64(r.BytesOut)), formatBytes(perSecond(r.BytesOut, r.Elapsed)))
 	}
 	fmt.Fprintf(left, "generator cpu\t%.0f%% of one core, %d cores", r.Generator.CPU, r.Generator.Cores)
 	if r.Generator.Cores > 0 && r.Generator.CPU > 90*float64(r.Generator.Cores) {
@@ -222,6 +223,20 @@ func nameWidth(head string, names []string) int {
 		n = max(n, utf8.RuneCountInString(s))
 	}
 	return n
+}
+
+// formatBytes formats a number of bytes in B, KiB, MiB or GiB.
+func formatBytes(n float64) string {
+	units := []string{"B", "KiB", "MiB", "GiB"}
+	i := 0
+	for n >= 1024 && i < len(units)-1 {
+		n /= 1024
+		i++
+	}
+	if i == 0 {
+		return strconv.FormatFloat(n, 'f', 0, 64) + " B"
+	}
+	return strconv.FormatFloat(n, 'f', 1, 64) + " " + units[i]
 }
 
 func ms3(v float64) string { return strconv.FormatFloat(v, 'f', 3, 64) }

@@ -91,7 +91,7 @@ func TestWriteSummary(t *testing.T) {
 		"4.200", "12.000", "30.000", // latency p99, p99.9, max
 		"status 200", "9950", "99.50",
 		"error timeout",
-		"bytes", "in 1048576",
+		"bytes", "in 1.0 MiB (102.4 KiB/s), out 0 B (0 B/s)",
 		"generator cpu", "85% of one core, 2 cores",
 		"server cpu %", "7.5",
 		"pass  latency.p99<=5ms", "measured 4.2 ms",
