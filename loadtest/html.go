@@ -41,12 +41,12 @@ func WriteHTML(w io.Writer, r *Report) error {
 			page.Plots = append(page.Plots, htmlPlot{Caption: name + ": latency each second", SVG: svg})
 		}
 	}
-	if svg, err := seriesPlot(r, "operations per second", "ops/s", 2, func(s Second) float64 { return float64(s.Ops) }); err != nil {
+	if svg, err := seriesPlot(r, "operations per second", "ops/s", 2, opsPerSecond); err != nil {
 		return err
 	} else if svg != "" {
 		page.Plots = append(page.Plots, htmlPlot{Caption: "operations finished each second", SVG: svg})
 	}
-	if svg, err := seriesPlot(r, "generator CPU", "% of one core", 3, func(s Second) float64 { return s.CPU }); err != nil {
+	if svg, err := seriesPlot(r, "generator CPU", "% of one core", 3, func(s Second, _ float64) float64 { return s.CPU }); err != nil {
 		return err
 	} else if svg != "" {
 		page.Plots = append(page.Plots, htmlPlot{Caption: "the load generator's CPU use each second: near cores × 100 % the generator is the limit", SVG: svg})
@@ -138,17 +138,27 @@ func latencyPlot(r *Report, metric string) (template.HTML, error) {
 	return plotSVG(p)
 }
 
-// seriesPlot plots one figure of each second, named what; "" for a series
-// of fewer than two seconds.
-func seriesPlot(r *Report, title, what string, color int, y func(Second) float64) (template.HTML, error) {
+// opsPerSecond is a second's operations per second of its span.
+func opsPerSecond(s Second, span float64) float64 {
+	if span <= 0 {
+		return float64(s.Ops)
+	}
+	return float64(s.Ops) / span
+}
+
+// seriesPlot plots y of each second (given the seconds it spans), named
+// what; "" for a series of fewer than two seconds.
+func seriesPlot(r *Report, title, what string, color int, y func(s Second, span float64) float64) (template.HTML, error) {
 	if len(r.Series) < 2 {
 		return "", nil
 	}
 	pts := make(plotter.XYs, 0, len(r.Series))
+	prev := 0.0
 	for _, s := range r.Series {
 		// A second's figures are over the time since the previous one:
 		// the last second of a run is usually a part of one.
-		pts = append(pts, plotter.XY{X: s.At, Y: y(s)})
+		pts = append(pts, plotter.XY{X: s.At, Y: y(s, s.At-prev)})
+		prev = s.At
 	}
 	p := newPlot(title, "seconds", what)
 	p.X.Min = 0

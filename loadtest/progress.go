@@ -25,8 +25,9 @@ type Progress struct {
 	tty    bool
 	metric string
 
-	mu   sync.Mutex // guards last
-	last int        // width of the line on screen (tty)
+	mu     sync.Mutex // guards last and lastAt
+	last   int        // width of the line on screen (tty)
+	lastAt float64    // the previous second's At
 }
 
 // NewProgress returns a Progress printing to w; tty rewrites one line in
@@ -38,9 +39,10 @@ func NewProgress(w io.Writer, tty bool, metric string) *Progress {
 
 // Second prints one second.
 func (p *Progress) Second(s Second) {
-	line := FormatSecond(s, p.metric)
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	line := FormatSecond(s, s.At-p.lastAt, p.metric)
+	p.lastAt = s.At
 	if !p.tty {
 		fmt.Fprintln(p.w, line)
 		return
@@ -69,12 +71,16 @@ func IsTerminal(f *os.File) bool {
 	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
 
-// FormatSecond formats one second of a run as a progress line:
+// FormatSecond formats one second of a run, which lasted span seconds (the
+// last one of a run is usually shorter; 0 means 1), as a progress line:
 //
 //	3s  12345 ops/s  latency p50 0.42 ms  p99 1.90 ms  errors 0  cpu 85%
-func FormatSecond(s Second, metric string) string {
+func FormatSecond(s Second, span float64, metric string) string {
+	if span <= 0 {
+		span = 1
+	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "%4.0fs  %6d ops/s", math.Round(s.At), s.Ops)
+	fmt.Fprintf(&b, "%4.0fs  %6.0f ops/s", math.Round(s.At), float64(s.Ops)/span)
 	if name := mainMetric(s.Metrics, metric); name != "" {
 		m := s.Metrics[name]
 		fmt.Fprintf(&b, "  %s p50 %s  p99 %s", clean(name), FormatMs(m.P50), FormatMs(m.P99))

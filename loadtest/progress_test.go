@@ -17,22 +17,26 @@ func TestFormatSecond(t *testing.T) {
 		},
 		Counts: map[string]int64{"status 200": 12340, "error timeout": 3, "error reset": 2},
 	}
-	got := FormatSecond(s, "")
+	got := FormatSecond(s, 1, "")
 	want := "   3s   12345 ops/s  latency p50 0.421 ms  p99 1.90 ms  errors 5  cpu 85%"
 	if got != want {
 		t.Errorf("got  %q\nwant %q", got, want)
 	}
-	if got := FormatSecond(s, "handshake"); !strings.Contains(got, "handshake p50 7.00 ms  p99 8.00 ms") {
+	if got := FormatSecond(s, 0, "handshake"); !strings.Contains(got, "handshake p50 7.00 ms  p99 8.00 ms") {
 		t.Errorf("chosen metric: %q", got)
 	}
 	// Without "latency", the busiest metric; no CPU when unknown.
 	s.Metrics = map[string]Summary{"a": {Count: 1, P50: 1}, "b": {Count: 5, P50: 250, P99: 1500}}
 	s.CPU = 0
-	if got := FormatSecond(s, ""); !strings.Contains(got, "b p50 250 ms  p99 1.50 s") || strings.Contains(got, "cpu") {
+	if got := FormatSecond(s, 1, ""); !strings.Contains(got, "b p50 250 ms  p99 1.50 s") || strings.Contains(got, "cpu") {
 		t.Errorf("busiest metric: %q", got)
 	}
+	// A part of a second: the rate is per second.
+	if got := FormatSecond(Second{At: 10.25, Ops: 100}, 0.25, ""); !strings.HasPrefix(got, "  10s     400 ops/s") {
+		t.Errorf("a quarter second: %q", got)
+	}
 	// An empty second still makes a line.
-	if got := FormatSecond(Second{At: 1}, ""); got != "   1s       0 ops/s  errors 0" {
+	if got := FormatSecond(Second{At: 1}, 1, ""); got != "   1s       0 ops/s  errors 0" {
 		t.Errorf("empty second: %q", got)
 	}
 }
