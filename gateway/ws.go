@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/fasthttp/websocket"
@@ -102,7 +103,12 @@ func (s *Server) wsRoutes(l fiber.Router) {
 	// Origins are checked in socketAuth, before the upgrade, against the same
 	// list; the middleware's own check is told the same list explicitly (an
 	// empty list would allow every origin).
-	cfg := fiberws.Config{Origins: s.cfg.AllowedOrigins, ReadBufferSize: 4 << 10, WriteBufferSize: 32 << 10}
+	//
+	// Writes take their buffer from a pool and give it back once the
+	// message is out, so an idle socket holds no write buffer (32 KiB each
+	// otherwise); reads go through a small buffer, larger frames straight
+	// into the message.
+	cfg := fiberws.Config{Origins: s.cfg.AllowedOrigins, ReadBufferSize: 1 << 10, WriteBufferSize: 32 << 10, WriteBufferPool: &sync.Pool{}}
 	l.Get("/ws", s.socketAuth(tokens.KindDevice, ""), fiberws.New(func(c *fiberws.Conn) {
 		s.runSession(c, c.Locals(localLink).(*tokens.Link), c.Locals(localSession).(string))
 	}, cfg))
