@@ -1,20 +1,31 @@
 #!/usr/bin/env bash
-# Measures link opens side by side in one run (BENCHMARKS.md):
-#   bare   - loadtest/barefiber: the same page and headers, no link machinery
-#   valid  - linkgate, a valid demo link (token check + local cache)
-#   forged - linkgate, a token of the right shape with a bad signature
-# Each round runs the three in turn with wrk; the table gives medians over
-# rounds, ratios against bare, and the Redis commands each run caused
-# (INFO commandstats before and after: the MGETs of the link cache).
+# Measures link opens side by side in one run (BENCHMARKS.md), with the load
+# tool's HTTP scenarios (loadtest/opensbench drives them) and wrk:
+#   bare     - the baseline server (loadtest.ServeBaseline, its own process):
+#              the same page and headers, no link machinery
+#   valid    - linkgate, a valid link (token check + local cache)
+#   forged   - linkgate, a valid token with its signature changed
+#   expired  - linkgate, a link whose window has ended
+#   wrk-*    - wrk on the same bare and valid URLs, same connections
+#   open-*   - the tool's open model at RATE (default: 60 % of the first
+#              round's closed valid rate) on the same URLs
+# Each round runs them all in turn; the tables give medians over rounds,
+# ratios against bare, and the Redis commands each run caused (INFO
+# commandstats before and after, from Redis itself; see loadtest/redis.go
+# for what is left out). The tool mints its own links through the owner API
+# before each run and deletes them after.
 #
-# Needs redis-server and wrk (apt-get install redis-server wrk).
-# Usage: loadtest/bench-open.sh [ROUNDS=5 DURATION=10s CONNECTIONS=32]
+# Needs redis-server and wrk (apt-get install redis-server wrk). Other
+# benchmarks on this machine take the same lock.
+# Usage: flock /tmp/bench.lock loadtest/bench-open.sh
+#        [ROUNDS=5 DURATION=6s CONNECTIONS=32 RATE=]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 ROUNDS=${ROUNDS:-5}
-DURATION=${DURATION:-10s}
+DURATION=${DURATION:-6s}
 CONNECTIONS=${CONNECTIONS:-32}
+RATE=${RATE:-}
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
 
@@ -22,79 +33,103 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 rport=$(free_port); gport=$(free_port); bport=$(free_port)
 
 go build -o "$work/linkgate" ./cmd/linkgate
-go build -o "$work/barefiber" ./loadtest/barefiber
+go build -o "$work/opensbench" ./loadtest/opensbench
 
 redis-server --port "$rport" --bind 127.0.0.1 --save '' --appendonly no --dir "$work" >"$work/redis.log" 2>&1 &
 until redis-cli -p "$rport" ping >/dev/null 2>&1; do sleep 0.1; done
 
 # A plain gateway: no demo fleet or camera in the measured process. The
-# owner, device and link are made the way an operator and an owner would.
+# owner is made the way an operator would; the tool mints the links.
 keys="1:$(head -c 32 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')"
 apikey=$("$work/linkgate" owner create bench --redis "redis://127.0.0.1:$rport" | awk '/^owner api key:/ {print $4}')
 "$work/linkgate" serve --addr "127.0.0.1:$gport" --redis "redis://127.0.0.1:$rport" \
 	--keys "$keys" --log-level warn >"$work/gw.out" 2>"$work/gw.log" &
-"$work/barefiber" --addr "127.0.0.1:$bport" 2>"$work/bare.log" &
+"$work/opensbench" -serve "127.0.0.1:$bport" 2>"$work/bare.log" &
 until curl -fs "http://127.0.0.1:$gport/readyz" >/dev/null; do sleep 0.1; done
 until curl -fs "http://127.0.0.1:$bport/l/x" >/dev/null; do sleep 0.1; done
-api=(--server "http://127.0.0.1:$gport" --api-key "$apikey")
+
+gw="http://127.0.0.1:$gport"
+bare="http://127.0.0.1:$bport"
+tool=("$work/opensbench" -c "$CONNECTIONS" -d "$DURATION" -api-key "$apikey" -redis "redis://127.0.0.1:$rport")
+
+# A valid link for wrk, minted once (the tool mints its own per run).
 cat >"$work/plug.json" <<'JSON'
 {"nodes":[{"id":"switch","name":"Switch","properties":[{"id":"on","name":"On","datatype":"boolean","settable":true}]}]}
 JSON
-device=$("$work/linkgate" device create --name Plug --type plug --file "$work/plug.json" --json "${api[@]}" |
-	python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
-"$work/linkgate" link create --device "$device" --name bench --control switch/on --json "${api[@]}" |
-	python3 -c 'import json,sys; print("link: " + json.load(sys.stdin)["url"])' >"$work/gw.out"
-
-valid=$(awk '/^link:/ {print $2}' "$work/gw.out")
-token=${valid##*/}
-forged="http://127.0.0.1:$gport/l/${token:0:40}$(printf 'A%.0s' $(seq 1 $(( ${#token} - 40 ))))"
-bare="http://127.0.0.1:$bport/l/$token"
-
-# Redis reads an open can make: the link cache reads a record with one MGET
-# (record and use count). The feed's XREADs run all along.
-redis_calls() {
-	redis-cli -p "$rport" info commandstats |
-		awk -F'[:=,]' '$1 == "cmdstat_mget" {n += $3} END {print n+0}'
-}
-
-# run NAME URL: one wrk run; appends "name rps p99_ms redis_calls requests".
-run() {
-	local before after out
-	before=$(redis_calls)
-	out=$(wrk -t1 -c"$CONNECTIONS" -d"$DURATION" --latency "$2")
-	after=$(redis_calls)
-	echo "$out" | awk -v name="$1" -v calls=$((after - before)) '
-		/Requests\/sec/ {rps = $2}
-		/requests in/ {reqs = $1}
-		$1 == "99%" {v = $2; unit = v; sub(/[0-9.]+/, "", unit); sub(/[a-z]+$/, "", v)
-			p99 = (unit == "us") ? v / 1000 : (unit == "s") ? v * 1000 : v}
-		END {printf "%s %s %.3f %d %d\n", name, rps, p99, calls, reqs}' >>"$work/results"
-}
-
+"$work/linkgate" device create --name Plug --type plug --file "$work/plug.json" --json --server "$gw" --api-key "$apikey" |
+	python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])' >"$work/device"
+valid=$("$work/linkgate" link create --device "$(cat "$work/device")" --name wrk --control switch/on --json --server "$gw" --api-key "$apikey" |
+	python3 -c 'import json,sys; print(json.load(sys.stdin)["url"])')
 curl -fs "$valid" >/dev/null # warm the cache
+
+# tool NAME ARGS...: one run of the tool; appends "name key=value...".
+tool() {
+	local name=$1
+	shift
+	echo "$name $("${tool[@]}" "$@")" >>"$work/results"
+}
+
+# wrk NAME URL: one wrk run; appends "name rps=.. p50=.. p99=..".
+wrk_run() {
+	wrk -t1 -c"$CONNECTIONS" -d"$DURATION" --latency "$2" | awk -v name="$1" '
+		function ms(v,   unit) {unit = v; sub(/[0-9.]+/, "", unit); sub(/[a-z]+$/, "", v)
+			return (unit == "us") ? v / 1000 : (unit == "s") ? v * 1000 : v}
+		/Requests\/sec/ {rps = $2}
+		$1 == "50%" {p50 = ms($2)}
+		$1 == "99%" {p99 = ms($2)}
+		/Non-2xx/ {bad = $NF}
+		END {printf "%s rps=%s p50=%.3f p99=%.3f unexpected=%d\n", name, rps, p50, p99, bad}' >>"$work/results"
+}
+
 for r in $(seq 1 "$ROUNDS"); do
-	run bare "$bare"
-	run valid "$valid"
-	run forged "$forged"
+	tool bare -scenario baseline -target "$bare"
+	tool valid -scenario opens -mix valid -target "$gw"
+	tool forged -scenario opens -mix forged -target "$gw"
+	tool expired -scenario opens -mix expired -target "$gw"
+	wrk_run wrk-bare "$bare/l/x"
+	wrk_run wrk-valid "$valid"
+	if [ -z "$RATE" ]; then
+		RATE=$(awk '$1 == "valid" {for (i = 2; i <= NF; i++) if ($i ~ /^rps=/) {sub(/rps=/, "", $i); printf "%d", $i * 0.6}}' "$work/results")
+	fi
+	tool open-bare -scenario baseline -target "$bare" -rate "$RATE"
+	tool open-valid -scenario opens -mix valid -target "$gw" -rate "$RATE"
 	echo "round $r/$ROUNDS done" >&2
 done
 
-echo "$(wrk --version 2>&1 | head -1); go $(go env GOVERSION); $(nproc) cores; ROUNDS=$ROUNDS DURATION=$DURATION CONNECTIONS=$CONNECTIONS"
-awk '
-	function median(arr, n,    i, j, t) {
-		for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (arr[j] < arr[i]) {t = arr[i]; arr[i] = arr[j]; arr[j] = t}
-		return (n % 2) ? arr[(n + 1) / 2] : (arr[n / 2] + arr[n / 2 + 1]) / 2
-	}
-	{n[$1]++; rps[$1, n[$1]] = $2; p99[$1, n[$1]] = $3; calls[$1] += $4; reqs[$1] += $5}
-	END {
-		for (k in n) {
-			for (i = 1; i <= n[k]; i++) {a[i] = rps[k, i]; b[i] = p99[k, i]}
-			mr[k] = median(a, n[k]); mp[k] = median(b, n[k])
-		}
-		printf "%-7s %12s %10s %10s %10s %16s\n", "target", "req/s (med)", "ratio", "p99 ms", "p99 ratio", "redis calls/1k"
-		split("bare valid forged", order, " ")
-		for (i = 1; i <= 3; i++) {
-			k = order[i]
-			printf "%-7s %12.0f %10.3f %10.3f %10.3f %16.4f\n", k, mr[k], mr[k] / mr["bare"], mp[k], mp[k] / mp["bare"], (k == "bare") ? 0 : calls[k] * 1000 / reqs[k]
-		}
-	}' "$work/results"
+echo "go $(go env GOVERSION); $(wrk --version 2>&1 | head -1 | cut -d' ' -f1-2); $(nproc) cores; ROUNDS=$ROUNDS DURATION=$DURATION CONNECTIONS=$CONNECTIONS RATE=$RATE"
+python3 - "$work/results" <<'PY'
+import statistics, sys
+runs = {}
+for line in open(sys.argv[1]):
+    name, *kv = line.split()
+    d = {}
+    for f in kv:
+        k, _, v = f.partition("=")
+        try:
+            d[k] = float(v)
+        except ValueError:
+            d[k] = v
+    runs.setdefault(name, []).append(d)
+med = lambda name, k: statistics.median(r[k] for r in runs[name])
+total = lambda name, k: sum(r.get(k, 0) if isinstance(r.get(k, 0), float) else 0 for r in runs[name])
+def redis(name):
+    v = [r["redis_per_1k"] for r in runs[name] if isinstance(r.get("redis_per_1k"), float)]
+    return "%.4f" % max(v) if v else "-"
+bare_rps, bare_p99 = med("bare", "rps"), med("bare", "p99")
+print("\nthe load tool, closed model (medians; Redis calls per 1,000 opens: the highest round)")
+print("%-8s %10s %7s %8s %9s %14s %10s %8s %11s" % ("target", "req/s", "ratio", "p99 ms", "p99 ratio", "redis calls/1k", "unexpected", "limited", "tool CPU %"))
+for n in ("bare", "valid", "forged", "expired"):
+    print("%-8s %10.0f %7.3f %8.3f %9.3f %14s %10d %8d %11.0f" % (n, med(n, "rps"), med(n, "rps") / bare_rps, med(n, "p99"),
+          med(n, "p99") / bare_p99, redis(n), total(n, "unexpected") + total(n, "errors"), total(n, "limited"), med(n, "cpu")))
+print("\nthe tool against wrk -t1, same URL, same connections (medians)")
+print("%-8s %10s %10s %7s %12s %11s" % ("target", "tool req/s", "wrk req/s", "ratio", "tool p99 ms", "wrk p99 ms"))
+for n in ("bare", "valid"):
+    w = "wrk-" + n
+    print("%-8s %10.0f %10.0f %7.3f %12.3f %11.3f" % (n, med(n, "rps"), med(w, "rps"), med(n, "rps") / med(w, "rps"), med(n, "p99"), med(w, "p99")))
+print("\nopen model at a fixed rate (latency from the due time; medians)")
+print("%-8s %8s %9s %8s %8s %6s %8s %13s %13s" % ("target", "rate", "achieved", "p50 ms", "p99 ms", "late", "dropped", "closed p99 ms", "wrk p99 ms"))
+for n in ("bare", "valid"):
+    o = "open-" + n
+    print("%-8s %8.0f %9.0f %8.3f %8.3f %6.0f %8.0f %13.3f %13.3f" % (n, med(o, "rate"), med(o, "rps"), med(o, "p50"),
+          med(o, "p99"), med(o, "late"), med(o, "dropped"), med(n, "p99"), med("wrk-" + n, "p99")))
+PY

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -215,7 +216,11 @@ func (s *linkSetup) prepare(ctx context.Context, cfg Config, toks Tokens, need [
 	httpc := &http.Client{Timeout: s.timeout}
 	if apiKey != "" {
 		api := &ownerapi.Client{BaseURL: s.base, APIKey: apiKey, HTTP: httpc}
-		s.minted, err = mint(ctx, api, &toks, need)
+		toMint := need
+		if slices.Contains(need, Forged) && toks.Forged == "" && cmp.Or(toks.Valid, toks.Expired, toks.Disabled) == "" {
+			toMint = append(slices.Clone(need), Valid) // a link to forge from
+		}
+		s.minted, err = mint(ctx, api, &toks, toMint)
 		if err != nil {
 			s.finish(context.WithoutCancel(ctx), nil)
 			return err
