@@ -537,7 +537,7 @@ func (v *Viewers) watch(ctx context.Context, op Op, arrival time.Time, firstFrag
 		} else {
 			var m int
 			m, err = io.ReadFull(r, head[:])
-			if err == nil || errors.Is(err, io.ErrUnexpectedEOF) {
+			if err == nil || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) { // shorter than a box header
 				kind = classifyLiveBinary(head[:m])
 				var rest int64
 				rest, err = io.Copy(io.Discard, r)
