@@ -173,16 +173,21 @@ func (s *Server) authorizeSocket(c *fiber.Ctx, kind tokens.Kind, level string) e
 
 // wsSession is one open device page: its socket, its emulator session, and
 // the queue between the device's changes and the writer.
+//
+// The queue is a slice, not a channel, so that an idle page holds no
+// buffer for it (a channel of 256 would be 6 KiB for each page).
 type wsSession struct {
 	*socket
-	emu       *emulator.Session
-	out       chan []byte
-	coalesced chan struct{} // signals the writer that latest has entries
+	emu  *emulator.Session
+	wake chan struct{} // signals the writer that outq or latest has entries
 
 	// Guarded by socket.mu, with the link:
-	hello   bool              // the hello is queued; changes may follow it
-	pending [][]byte          // changes that came before the hello
-	latest  map[string][]byte // coalesced state messages by property, while the queue is full
+	hello   bool     // the hello is queued; changes may follow it
+	pending [][]byte // changes that came before the hello
+
+	qmu    sync.Mutex        // guards outq and latest; taken after socket.mu, never before
+	outq   [][]byte          // messages for the writer, in order; at most SendQueue
+	latest map[string][]byte // coalesced state messages by property, while the queue is full
 }
 
 // runSession serves one device socket until it closes.
@@ -191,8 +196,7 @@ func (s *Server) runSession(conn wsConn, l *tokens.Link, sessionID string) {
 	defer s.wsWG.Done()
 	ws := &wsSession{
 		socket: newSocket(s, conn, l, sessionID),
-		out:    make(chan []byte, s.cfg.WS.SendQueue), coalesced: make(chan struct{}, 1),
-		latest: make(map[string][]byte),
+		wake:   make(chan struct{}, 1),
 	}
 	ws.run(ws.writeLoop, func() { ws.serve(context.Background()) })
 }
@@ -272,26 +276,17 @@ func (ws *wsSession) writeLoop() {
 		select {
 		case <-ws.done:
 			return
-		case b := <-ws.out:
-			if ws.write(websocket.TextMessage, b) != nil {
-				return
-			}
-		case <-ws.coalesced:
+		case <-ws.wake:
 			// Queued messages are older than the coalesced ones: they go first.
-			for drained := false; !drained; {
-				select {
-				case b := <-ws.out:
-					if ws.write(websocket.TextMessage, b) != nil {
-						return
-					}
-				default:
-					drained = true
+			ws.qmu.Lock()
+			queue, latest := ws.outq, ws.latest
+			ws.outq, ws.latest = nil, nil
+			ws.qmu.Unlock()
+			for _, b := range queue {
+				if ws.write(websocket.TextMessage, b) != nil {
+					return
 				}
 			}
-			ws.mu.Lock()
-			latest := ws.latest
-			ws.latest = make(map[string][]byte)
-			ws.mu.Unlock()
 			for _, b := range latest {
 				if ws.write(websocket.TextMessage, b) != nil {
 					return
@@ -311,10 +306,30 @@ func (ws *wsSession) writeLoop() {
 // send queues a message without waiting; a page too slow to take its
 // messages is dropped, so it never holds up a device or other pages.
 func (ws *wsSession) send(b []byte) {
-	select {
-	case ws.out <- b:
-	default:
+	if !ws.enqueue(b) {
 		ws.shut(emulator.ReasonTooSlow)
+	}
+}
+
+// enqueue queues b for the writer unless the queue is full.
+func (ws *wsSession) enqueue(b []byte) bool {
+	ws.qmu.Lock()
+	full := len(ws.outq) >= ws.srv.cfg.WS.SendQueue
+	if !full {
+		ws.outq = append(ws.outq, b)
+	}
+	ws.qmu.Unlock()
+	if !full {
+		ws.signal()
+	}
+	return !full
+}
+
+// signal wakes the writer.
+func (ws *wsSession) signal() {
+	select {
+	case ws.wake <- struct{}{}:
+	default:
 	}
 }
 
@@ -363,18 +378,17 @@ func (ws *wsSession) deliver(c emulator.Change) {
 	}
 	// Once a property is coalescing, its later values coalesce too, so that
 	// an older value never overtakes a newer one.
-	if _, coalescing := ws.latest[c.Property]; !coalescing {
-		select {
-		case ws.out <- b:
-			return
-		default:
+	ws.qmu.Lock()
+	if _, coalescing := ws.latest[c.Property]; !coalescing && len(ws.outq) < ws.srv.cfg.WS.SendQueue {
+		ws.outq = append(ws.outq, b)
+	} else {
+		if ws.latest == nil {
+			ws.latest = make(map[string][]byte)
 		}
+		ws.latest[c.Property] = b
 	}
-	ws.latest[c.Property] = b
-	select {
-	case ws.coalesced <- struct{}{}:
-	default:
-	}
+	ws.qmu.Unlock()
+	ws.signal()
 }
 
 // reasonFor maps why a link may not be used to the closing reason.
