@@ -2,8 +2,10 @@ package loadtest
 
 import (
 	"bytes"
+	"context"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestFormatSecond(t *testing.T) {
@@ -104,6 +106,42 @@ func TestWriteSummary(t *testing.T) {
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("the summary lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+// TestRunSeries: each second of a run carries its operations and the
+// generator's CPU, the seconds add up to the run, and the whole run's
+// metrics carry their percentile distribution, ending at the max.
+func TestRunSeries(t *testing.T) {
+	var lines []string
+	r, err := Run(t.Context(), Config{Connections: 2, Duration: 1500 * time.Millisecond, Progress: func(s Second) {
+		lines = append(lines, FormatSecond(s, 1, ""))
+	}}, funcScenario{func(_ context.Context, op Op) error {
+		time.Sleep(time.Millisecond)
+		op.Sink.Observe("latency", time.Since(op.Due))
+		return nil
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ops int64
+	for _, s := range r.Series {
+		ops += s.Ops
+	}
+	if len(r.Series) != 2 || ops != r.Ops || r.Series[0].Ops == 0 || r.Series[0].CPU <= 0 {
+		t.Fatalf("series %+v: ops add up to %d of %d", r.Series, ops, r.Ops)
+	}
+	if len(lines) != 2 || !strings.Contains(lines[0], "latency p50") {
+		t.Fatalf("progress lines %q", lines)
+	}
+	l := r.Metrics["latency"]
+	if n := len(l.Percentiles); n < 10 || l.Percentiles[0].P != 0 || l.Percentiles[n-1].P != 100 || l.Percentiles[n-1].Ms != l.Max {
+		t.Fatalf("distribution %+v, max %v", l.Percentiles, l.Max)
+	}
+	for _, s := range r.Series {
+		if len(s.Metrics["latency"].Percentiles) != 0 {
+			t.Fatal("a second of the series carries a distribution")
 		}
 	}
 }
