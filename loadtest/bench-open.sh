@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Measures link opens side by side in one run (BENCHMARKS.md), with the load
-# tool's HTTP scenarios (loadtest/opensbench drives them) and wrk:
-#   bare     - the baseline server (loadtest.ServeBaseline, its own process):
-#              the same page and headers, no link machinery
+# tool (`linkgate loadtest opens|baseline`) and wrk:
+#   bare     - the baseline server (`linkgate loadtest baseline --addr`, its
+#              own process): the same page and headers, no link machinery
 #   valid    - linkgate, a valid link (token check + local cache)
 #   forged   - linkgate, a valid token with its signature changed
 #   expired  - linkgate, a link whose window has ended
@@ -33,7 +33,6 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 rport=$(free_port); gport=$(free_port); bport=$(free_port)
 
 go build -o "$work/linkgate" ./cmd/linkgate
-go build -o "$work/opensbench" ./loadtest/opensbench
 
 redis-server --port "$rport" --bind 127.0.0.1 --save '' --appendonly no --dir "$work" >"$work/redis.log" 2>&1 &
 until redis-cli -p "$rport" ping >/dev/null 2>&1; do sleep 0.1; done
@@ -44,13 +43,15 @@ keys="1:$(head -c 32 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')"
 apikey=$("$work/linkgate" owner create bench --redis "redis://127.0.0.1:$rport" | awk '/^owner api key:/ {print $4}')
 "$work/linkgate" serve --addr "127.0.0.1:$gport" --redis "redis://127.0.0.1:$rport" \
 	--keys "$keys" --log-level warn >"$work/gw.out" 2>"$work/gw.log" &
-"$work/opensbench" -serve "127.0.0.1:$bport" 2>"$work/bare.log" &
+"$work/linkgate" loadtest baseline --addr "127.0.0.1:$bport" >"$work/bare.log" 2>&1 &
 until curl -fs "http://127.0.0.1:$gport/readyz" >/dev/null; do sleep 0.1; done
 until curl -fs "http://127.0.0.1:$bport/l/x" >/dev/null; do sleep 0.1; done
 
 gw="http://127.0.0.1:$gport"
 bare="http://127.0.0.1:$bport"
-tool=("$work/opensbench" -c "$CONNECTIONS" -d "$DURATION" -api-key "$apikey" -redis "redis://127.0.0.1:$rport")
+export LINKGATE_API_KEY=$apikey
+redis=(--redis "redis://127.0.0.1:$rport")
+tool=("$work/linkgate" loadtest --connections "$CONNECTIONS" --duration "$DURATION" --quiet)
 
 # A valid link for wrk, minted once (the tool mints its own per run).
 cat >"$work/plug.json" <<'JSON'
@@ -62,11 +63,22 @@ valid=$("$work/linkgate" link create --device "$(cat "$work/device")" --name wrk
 	python3 -c 'import json,sys; print(json.load(sys.stdin)["url"])')
 curl -fs "$valid" >/dev/null # warm the cache
 
-# tool NAME ARGS...: one run of the tool; appends "name key=value...".
+# tool NAME SCENARIO ARGS...: one run of the tool; appends "name key=value..."
+# from its JSON report.
 tool() {
-	local name=$1
-	shift
-	echo "$name $("${tool[@]}" "$@")" >>"$work/results"
+	local name=$1 scenario=$2
+	shift 2
+	"${tool[0]}" "${tool[1]}" "$scenario" "${tool[@]:2}" --json "$work/report.json" "$@" >/dev/null
+	python3 - "$name" "$work/report.json" >>"$work/results" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[2]))
+lat, c, info = r["metrics"]["latency"], r["counts"], r.get("info", {})
+n = lambda p: sum(v for k, v in c.items() if k.startswith(p))
+print(sys.argv[1], "rate=%s rps=%.0f p50=%.3f p99=%.3f late=%d dropped=%d unexpected=%d errors=%d limited=%d cpu=%.0f%s" % (
+    r.get("rate", 0), r["achieved"], lat["p50"], lat["p99"], r.get("late", 0), r.get("dropped", 0),
+    n("unexpected "), n("error "), n("limited "), r["generator"]["cpu"],
+    " redis_per_1k=%.4f" % info["redis calls per 1000 ops"] if "redis calls per 1000 ops" in info else ""))
+PY
 }
 
 # wrk NAME URL: one wrk run; appends "name rps=.. p50=.. p99=..".
@@ -82,17 +94,17 @@ wrk_run() {
 }
 
 for r in $(seq 1 "$ROUNDS"); do
-	tool bare -scenario baseline -target "$bare"
-	tool valid -scenario opens -mix valid -target "$gw"
-	tool forged -scenario opens -mix forged -target "$gw"
-	tool expired -scenario opens -mix expired -target "$gw"
+	tool bare baseline --target "$bare"
+	tool valid opens --mix valid --target "$gw" "${redis[@]}"
+	tool forged opens --mix forged --target "$gw" "${redis[@]}"
+	tool expired opens --mix expired --target "$gw" "${redis[@]}"
 	wrk_run wrk-bare "$bare/l/x"
 	wrk_run wrk-valid "$valid"
 	if [ -z "$RATE" ]; then
 		RATE=$(awk '$1 == "valid" {for (i = 2; i <= NF; i++) if ($i ~ /^rps=/) {sub(/rps=/, "", $i); printf "%d", $i * 0.6}}' "$work/results")
 	fi
-	tool open-bare -scenario baseline -target "$bare" -rate "$RATE"
-	tool open-valid -scenario opens -mix valid -target "$gw" -rate "$RATE"
+	tool open-bare baseline --target "$bare" --model open --rate "$RATE"
+	tool open-valid opens --mix valid --target "$gw" "${redis[@]}" --model open --rate "$RATE"
 	echo "round $r/$ROUNDS done" >&2
 done
 
