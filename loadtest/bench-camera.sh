@@ -78,7 +78,7 @@ run() {
 	"${lt[@]}" --connections "$n" --ramp 5ms --settle "${SETTLE}s" --window "${WINDOW}s" \
 		--duration $((SETTLE + WINDOW + JOINERS / 10 + 20))s --json "$out.main.json" >"$out.main.txt" 2>"$out.main.err" &
 	mpid=$!
-	until grep -q 'window measured' "$out.main.err"; do
+	until grep -qs 'window measured' "$out.main.err"; do
 		kill -0 "$mpid" 2>/dev/null || { cat "$out.main.err" >&2; return 1; }
 		sleep 0.1
 	done
