@@ -214,7 +214,7 @@ func (c *camera) pull(src Source) {
 		if c.up != nil {
 			c.log.Info("camera source changed: reconnecting")
 			c.stopUpstream()
-			c.publish(c.mux.resync())
+			c.mux.resync()
 			c.clearGOP()
 		}
 		c.src = src
@@ -272,7 +272,7 @@ func (c *camera) handle(ev upstreamEvent) {
 	switch ev.kind {
 	case evSession:
 		c.stats.connects.Add(1)
-		c.publish(c.mux.startSession(ev.tracks))
+		c.mux.startSession(ev.tracks)
 		c.hlsSession()
 	case evVideo:
 		var f *fragment
@@ -295,20 +295,20 @@ func (c *camera) handle(ev upstreamEvent) {
 		c.hlsAudio()
 	case evVideoGap:
 		c.stats.resyncs.Add(1)
-		c.publish(c.mux.resync())
+		c.mux.resync()
 	case evDown:
-		c.publish(c.mux.resync())
+		c.mux.resync()
 		c.stats.failures.Add(1)
 		c.setOffline(ev.err)
 	}
 }
 
-// checkPanic logs a panic of the codec libraries and resets the session's
-// muxing state, which the panic may have left half-updated.
+// checkPanic logs a panic of the codec libraries and resynchronizes the
+// muxer, whose session state the panic may have left half-updated.
 func (c *camera) checkPanic(err error) {
 	if errors.Is(err, errPanic) {
 		c.log.Error("camera data crashed a parser", "error", err)
-		c.mux.reset()
+		c.mux.resync()
 	}
 }
 

@@ -35,7 +35,9 @@
 //     keyframe. A fragment carries one video sample and, in a second traf,
 //     the audio samples received since the previous fragment; audio is never
 //     sent alone. Decode times never go back for a camera, across upstream
-//     reconnects too. The mfhd sequence number counts the camera's fragments:
+//     reconnects too. A video sample's duration is an estimate (see below):
+//     the next fragment's decode time is the real one, and samples overlap
+//     a little. The mfhd sequence number counts the camera's fragments:
 //     a viewer that joins sees it start above 1, and it jumps when the viewer
 //     skipped.
 //
@@ -49,14 +51,25 @@
 //     codecs message and init segment come first, right before a keyframe:
 //     the page re-creates its SourceBuffer.
 //
-// Fragments trail the camera by one frame: a video sample's duration is known
-// when the next one arrives. Video is normalized once per camera: the
-// current parameter sets (VPS, SPS, PPS) go in front of every keyframe,
-// parameter sets sent in band replace the current ones, delimiters and filler
-// are dropped, nothing goes out before the first keyframe, and after lost
-// packets or undecodable data nothing goes out until the next keyframe. The
-// timeline stays gapless for a camera: the next keyframe after such a gap
-// (or after a reconnect) gets the decode time where the last fragment ended.
+// A video access unit goes out as soon as it is complete, though its
+// duration is known only when the next one arrives: it is given twice the
+// longest of the camera's last four frame intervals, and the next fragment
+// keeps its own decode time. Erring long matters: MSE takes a decode time
+// more than twice the last frame's duration after it as a discontinuity and
+// drops frames up to the next keyframe, so a camera that skips two or three
+// frames must not look like one; a longer duration only makes frames
+// overlap, which MSE takes. A pause longer than three recent intervals is
+// shortened to that on the camera timeline (audio with it), so that a stalled camera
+// plays on at once when it resumes. Audio waits for the next video fragment,
+// at most a frame interval.
+//
+// Video is normalized once per camera: the current parameter sets (VPS, SPS,
+// PPS) go in front of every keyframe, parameter sets sent in band replace
+// the current ones, delimiters and filler are dropped, nothing goes out
+// before the first keyframe, and after lost packets or undecodable data
+// nothing goes out until the next keyframe. The timeline stays gapless for a camera: the next keyframe after such a gap
+// (or after a reconnect) gets the decode time where the last fragment's
+// estimated duration ended.
 //
 // The audio track is in an init segment only if the camera has sent audio in
 // the last 2 s of video, so that a camera that announces audio and sends

@@ -57,11 +57,11 @@ func TestLiveH264(t *testing.T) {
 	}
 
 	// Normalized: parameter sets in front of keyframes, no delimiters,
-	// and 1/25 s per frame.
+	// and each frame given twice the camera's 1/25 s (see frameEstimate).
 	keys := 0
 	for _, it := range items[2:] {
 		smp := it.video().Samples[0]
-		if smp.Duration != videoTimescale/testFPS {
+		if smp.Duration != 2*videoTimescale/testFPS {
 			t.Errorf("frame duration %d", smp.Duration)
 		}
 		var au h264.AVCC

@@ -21,12 +21,18 @@ import (
 const (
 	// videoTimescale is the time scale of the video track: RTP's 90 kHz.
 	videoTimescale = 90000
-	// defaultFrameDuration is the duration given to the last frame before a
-	// discontinuity, when no earlier frame tells it: 1/25 s.
+	// defaultFrameDuration is the frame interval assumed before a camera
+	// has sent two frames: 1/25 s.
 	defaultFrameDuration = videoTimescale / 25
-	// maxFrameDuration bounds one video sample. A camera that pauses longer
-	// does not leave a longer still frame in every viewer's buffer.
+	// minFrameEstimate and maxFrameDuration bound the duration a video
+	// sample is given (see frameEstimate), and maxFrameDuration bounds one
+	// frame interval as the estimate remembers it. A camera that pauses
+	// longer does not leave a longer still frame in every viewer's buffer.
+	minFrameEstimate = videoTimescale / 100
 	maxFrameDuration = 10 * videoTimescale
+	// frameHistory is how many of the last frame intervals the estimate
+	// looks at.
+	frameHistory = 4
 	// maxPTSOffset bounds how far a frame is shown after it is decoded.
 	maxPTSOffset = 10 * videoTimescale
 	// audioTimeout: an audio track is put into a new init segment only if
@@ -91,8 +97,8 @@ type fragment struct {
 	init *initSegment // the init segment the fragment belongs to
 	dts  int64        // decode time of the video sample, 90 kHz
 	in   time.Time    // when the video unit's first RTP packet was read; may be zero
-	// muxed is when the fragment was made: when the next video unit, which
-	// gives this one its duration, arrived.
+	// muxed is when the fragment was made, right after its video unit was
+	// complete.
 	muxed time.Time
 }
 
@@ -101,8 +107,7 @@ func (f *fragment) message() Message {
 	return Message{Binary: f.data, RTPIn: f.in, Muxed: f.muxed}
 }
 
-// videoSample is a video access unit waiting for the next one, which gives
-// its duration.
+// videoSample is a video access unit being muxed.
 type videoSample struct {
 	dts       int64 // camera timeline, 90 kHz
 	ptsOffset int32
@@ -128,25 +133,30 @@ type dtsExtractor interface {
 // upstream sessions and resynchronizations, and builds each init segment
 // and fragment once. Only the camera goroutine uses it.
 //
-// A video sample is emitted when the next one arrives, since that gives its
-// duration: fragments trail the camera by one frame. Audio samples are
-// muxed into the next video fragment (a second traf), never sent alone.
+// A video access unit goes out as soon as it is complete, in its own
+// fragment: its duration, which only the next unit's decode time will tell,
+// is estimated (frameEstimate), and the next fragment's decode time is that
+// unit's own, so the timeline stays the camera's. Audio samples are muxed
+// into the next video fragment (a second traf), never sent alone.
 type muxer struct {
 	// Camera timeline, kept across sessions.
-	seq       uint32       // mfhd sequence number of the last fragment
-	nextDTS   int64        // end of the last emitted video sample
-	lastDur   int64        // duration of the last emitted video sample
-	audioNext int64        // end of the last accepted audio sample
-	audioRate int          // time scale audioNext is in
-	init      *initSegment // of the current group of pictures
+	seq        uint32              // mfhd sequence number of the last fragment
+	lastDTS    int64               // decode time of the last emitted video sample
+	lastDur    int64               // its duration: the estimate it was given
+	nextDTS    int64               // its end: lastDTS + lastDur
+	intervals  [frameHistory]int64 // the last frame intervals; 0 = none yet
+	intervalAt int                 // where the next one goes in intervals
+	audioNext  int64               // end of the last accepted audio sample
+	audioRate  int                 // time scale audioNext is in
+	init       *initSegment        // of the current group of pictures
 
 	// Current session.
 	tr        *tracks
 	norm      normalizer
 	dts       dtsExtractor
 	synced    bool  // a keyframe was seen since the session start or the last error
+	emitted   bool  // a sample went out since synced was set
 	offset    int64 // session decode time + offset = camera decode time
-	pending   *videoSample
 	audio     []audioSample
 	audioSeen bool  // the session has sent audio
 	audioAt   int64 // camera video time when audio last arrived
@@ -169,8 +179,8 @@ type tappedVideo struct {
 
 // startSession begins a new upstream session: nothing goes out until its
 // first keyframe, whose decode time follows the last fragment's end.
-func (m *muxer) startSession(tr *tracks) *fragment {
-	f := m.flush()
+func (m *muxer) startSession(tr *tracks) {
+	m.resync()
 	m.tr = tr
 	m.norm = normalizer{codec: tr.video}
 	m.norm.setParams(tr.vps, tr.sps, tr.pps)
@@ -179,57 +189,69 @@ func (m *muxer) startSession(tr *tracks) *fragment {
 		m.audioRate = tr.audioRate
 		m.audioNext = 0
 	}
-	return f
 }
 
-// resync emits the pending sample and waits for the next keyframe. It is
-// called after lost packets and undecodable data.
-func (m *muxer) resync() *fragment {
-	f := m.flush()
+// resync waits for the next keyframe. It is called after lost packets and
+// undecodable data, and after a panic of the codec libraries, which may
+// have left the session's state half-updated. Audio waiting for the next
+// video fragment is dropped: none is accepted until video is back either.
+func (m *muxer) resync() {
+	m.dropAudio()
 	m.synced = false
 	m.dts = nil
-	return f
 }
 
-// reset drops the session's state without emitting anything, after a
-// panic; the next keyframe starts again.
-func (m *muxer) reset() {
-	m.pending = nil
-	clear(m.audio)
+func (m *muxer) dropAudio() {
+	clear(m.audio) // let the payloads go
 	m.audio = m.audio[:0]
-	m.synced = false
-	m.dts = nil
 }
 
-// flush emits the pending sample with the last known frame duration.
-func (m *muxer) flush() *fragment {
-	if m.pending == nil {
-		m.audio = m.audio[:0]
-		return nil
+// frameEstimate is the duration a video sample is given when it goes out,
+// before the next one tells the real one: twice the longest of the last
+// frameHistory frame intervals (1/25 s before there is one), within
+// [minFrameEstimate, maxFrameDuration].
+//
+// Why it errs long, and by that much: a browser's MSE coded frame
+// processing (the spec's, and Chrome's FrameProcessor) takes a decode time
+// more than twice the last frame's duration after the last one as a
+// discontinuity, and then drops every frame up to the next keyframe: the
+// picture freezes for up to a group of pictures. So a camera that skips a
+// frame or two must find the last duration long enough. A duration longer
+// than the real interval costs little: the next frame starts at its own
+// decode time and overlaps the end of this one, which MSE takes (frames
+// come in decode order, so there is nothing after the overlap to remove),
+// and the buffered range ends up to a frame interval past the newest frame.
+// With twice the longest recent interval, the next frame may come up to
+// three recent intervals later with its real decode time (video limits the
+// step to 3/2 of the estimate, a quarter below the browser's limit, which
+// leaves room for its rounding to microseconds); a longer pause is
+// shortened to that step. The longest of a few intervals, not the last,
+// keeps a camera with a jittery clock from dropping its estimate to its
+// shortest interval.
+func (m *muxer) frameEstimate() int64 {
+	var longest int64
+	for _, d := range m.intervals {
+		longest = max(longest, d)
 	}
-	d := m.lastDur
-	if d <= 0 {
-		d = defaultFrameDuration
+	if longest == 0 {
+		longest = defaultFrameDuration
 	}
-	f, err := m.emit(d)
-	if err != nil {
-		return nil
-	}
-	return f
+	return min(max(2*longest, minFrameEstimate), maxFrameDuration)
 }
 
 // video takes one access unit of the session with its presentation time
 // (90 kHz, session timeline) and the time its first RTP packet was read,
-// and returns the fragment of the previous one, if any. An error means the
-// unit was unusable: the muxer has resynced, and the returned fragment (if
-// any) is the last one before the gap.
+// and returns its fragment, if it goes out (nothing goes out before the
+// first keyframe, or after a resync before the next one). An error means
+// the unit was unusable: the muxer has resynced.
 func (m *muxer) video(au [][]byte, pts int64, in time.Time) (*fragment, error) {
 	if m.tr == nil {
 		return nil, errSessionFormat
 	}
 	nau, key, err := m.norm.normalize(au)
 	if err != nil {
-		return m.resync(), err
+		m.resync()
+		return nil, err
 	}
 	if nau == nil || (!m.synced && !key) {
 		return nil, nil
@@ -239,24 +261,29 @@ func (m *muxer) video(au [][]byte, pts int64, in time.Time) (*fragment, error) {
 	}
 	dts, err := m.dts.Extract(nau, pts)
 	if err != nil {
-		return m.resync(), fmt.Errorf("%w: %w", errDTS, err)
+		m.resync()
+		return nil, fmt.Errorf("%w: %w", errDTS, err)
 	}
 	if pts-dts < 0 || pts-dts > maxPTSOffset {
-		return m.resync(), errDTS
+		m.resync()
+		return nil, errDTS
 	}
 	payload, err := h264.AVCC(nau).Marshal()
 	if err != nil {
-		return m.resync(), err
+		m.resync()
+		return nil, err
 	}
 
 	if !m.synced {
-		m.synced = true
+		// The first keyframe after a gap or a reconnect starts where the
+		// last sample's estimated duration ended: the timeline has no gap.
+		m.synced, m.emitted = true, false
 		m.offset = m.nextDTS - dts
 		if m.tr.audio != audioNone {
 			m.audioNext = max(m.audioNext, rescale(m.nextDTS, int64(m.tr.audioRate)))
 		}
 	}
-	s := &videoSample{
+	s := videoSample{
 		dts:       dts + m.offset,
 		ptsOffset: int32(pts - dts),
 		key:       key,
@@ -266,23 +293,30 @@ func (m *muxer) video(au [][]byte, pts int64, in time.Time) (*fragment, error) {
 	if key {
 		s.vps, s.sps, s.pps = m.norm.vps, m.norm.sps, m.norm.pps
 	}
-
-	var f *fragment
-	if m.pending != nil {
-		// Keep the timeline gapless and bounded: a sample lasts until the
-		// next one, at least one tick and at most maxFrameDuration.
-		d := min(max(s.dts-m.pending.dts, 1), maxFrameDuration)
-		if want := m.pending.dts + d; want != s.dts {
+	if m.emitted {
+		// The sample keeps its own decode time (at least one tick after the
+		// last one) unless that is more than 3/2 of the last sample's
+		// estimated duration after it, as when the camera paused: then the
+		// timeline, audio included, is shortened to that, so that browsers
+		// see no discontinuity (see frameEstimate). The step is what the
+		// estimate remembers, so that one pause does not make the next
+		// samples last seconds (a browser's buffered range ends where the
+		// longest-lasting frame does); the estimate still follows a camera
+		// that slows down, threefold a frame.
+		d := min(max(s.dts-m.lastDTS, 1), m.lastDur*3/2)
+		m.intervals[m.intervalAt] = min(d, maxFrameDuration)
+		m.intervalAt = (m.intervalAt + 1) % frameHistory
+		if want := m.lastDTS + d; want != s.dts {
 			m.offset += want - s.dts
 			s.dts = want
 		}
-		f, err = m.emit(d)
-		if err != nil {
-			m.pending = nil
-			return m.resync(), err
-		}
 	}
-	m.pending = s
+
+	f, err := m.emit(&s, m.frameEstimate())
+	if err != nil {
+		m.resync()
+		return nil, err
+	}
 	m.tapVideo = tappedVideo{au: nau, pts: s.dts + int64(s.ptsOffset), key: key, ok: true}
 	return f, nil
 }
@@ -296,10 +330,7 @@ func (m *muxer) audioUnits(aus [][]byte, pts int64) error {
 		return nil
 	}
 	m.audioSeen = true
-	m.audioAt = m.nextDTS
-	if m.pending != nil {
-		m.audioAt = m.pending.dts
-	}
+	m.audioAt = m.lastDTS
 	if !m.synced {
 		return nil
 	}
@@ -331,24 +362,22 @@ func (m *muxer) audioUnits(aus [][]byte, pts int64) error {
 	return err
 }
 
-// emit turns the pending sample, lasting d, and the pending audio into a
-// fragment.
-func (m *muxer) emit(d int64) (*fragment, error) {
-	p := m.pending
-	m.pending = nil
-	m.nextDTS = p.dts + d
-	m.lastDur = d
+// emit turns video sample p, lasting d, and the audio received since the
+// last fragment into a fragment.
+func (m *muxer) emit(p *videoSample, d int64) (*fragment, error) {
+	m.lastDTS, m.lastDur, m.nextDTS = p.dts, d, p.dts+d
+	m.emitted = true
 
 	if p.key {
 		init, err := m.buildInit(p)
 		if err != nil {
-			m.audio = m.audio[:0]
+			m.dropAudio()
 			return nil, err
 		}
 		m.init = init
 	}
 	if m.init == nil { // cannot happen: the first sample of a sync is a keyframe
-		m.audio = m.audio[:0]
+		m.dropAudio()
 		return nil, errNotSynced
 	}
 
@@ -383,8 +412,7 @@ func (m *muxer) emit(d int64) (*fragment, error) {
 			Samples:  samples,
 		})
 	}
-	clear(m.audio) // let the payloads go
-	m.audio = m.audio[:0]
+	m.dropAudio()
 
 	var buf seekablebuffer.Buffer
 	buf.Grow(size + 256 + 32*len(part.Tracks[len(part.Tracks)-1].Samples))

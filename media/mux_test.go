@@ -46,38 +46,38 @@ func baseTimes(t *testing.T, frags []*fragment) (bases []uint64, durs []uint32) 
 	return bases, durs
 }
 
-// The camera timeline: starts at 0, one frame after another, gapless over a
-// resync and over a new session whose clock starts again, never going back.
+// The camera timeline: starts at 0, one frame after another, each frame
+// out as soon as it comes with an estimated duration; gapless over a resync
+// and over a new session whose clock starts again, never going back.
 func TestMuxerTimeline(t *testing.T) {
 	c := loadClip(t, "h264.h264") // keyframes at 0 and 25
 	tr := &tracks{video: codecH264, sps: c.sps, pps: c.pps}
 	var m muxer
 	m.startSession(tr)
 
-	frags := feed(t, &m, c, 0, 10, 5000) // emits 0..8; 9 pending
-	if len(frags) != 9 || !frags[0].key || frags[1].key {
+	frags := feed(t, &m, c, 0, 10, 5000) // every frame out at once
+	if len(frags) != 10 || !frags[0].key || frags[1].key {
 		t.Fatalf("%d fragments, first key %v", len(frags), frags[0].key)
 	}
 	bases, durs := baseTimes(t, frags)
 	for i := range bases {
-		if bases[i] != uint64(i*3600) || durs[i] != 3600 {
-			t.Fatalf("fragment %d at %d for %d, want %d for 3600", i, bases[i], durs[i], i*3600)
+		// Twice the frame interval: the default (1/25 s) at first, then
+		// the camera's.
+		if bases[i] != uint64(i*3600) || durs[i] != 7200 {
+			t.Fatalf("fragment %d at %d for %d, want %d for 7200", i, bases[i], durs[i], i*3600)
 		}
 	}
 
-	// Lost packets: the pending frame goes out with the last duration,
-	// nothing until the keyframe at 25, which follows on without a gap.
-	f := m.resync()
-	if f == nil || f.dts != 9*3600 {
-		t.Fatalf("resync did not flush the pending frame")
-	}
+	// Lost packets: nothing until the keyframe at 25, which starts where
+	// the last fragment's duration ended.
+	m.resync()
 	if out := feed(t, &m, c, 10, 25, 5000+10*3600); len(out) != 0 {
 		t.Fatalf("%d fragments before the next keyframe", len(out))
 	}
 	out := feed(t, &m, c, 25, 27, 5000+25*3600)
-	if len(out) != 1 || !out[0].key || out[0].dts != 10*3600 {
+	if len(out) != 2 || !out[0].key || out[0].dts != 9*3600+7200 {
 		t.Fatalf("after resync: %d fragments, first at %d (key %v), want a keyframe at %d",
-			len(out), out[0].dts, out[0].key, 10*3600)
+			len(out), out[0].dts, out[0].key, 9*3600+7200)
 	}
 
 	// A new session whose timestamps start again at 0: decode times go on.
@@ -85,21 +85,92 @@ func TestMuxerTimeline(t *testing.T) {
 	end := m.nextDTS
 	m.startSession(tr)
 	out = feed(t, &m, c, 0, 3, 0)
-	if len(out) != 2 || out[0].dts != end || !out[0].key {
+	if len(out) != 3 || out[0].dts != end || !out[0].key {
 		t.Fatalf("new session starts at %d, want %d", out[0].dts, end)
 	}
 	if out[0].init != frags[0].init {
 		t.Errorf("same parameters, new init segment")
 	}
 
-	// A camera that pauses a minute: the frame before lasts maxFrameDuration.
+	// A camera that pauses a minute: the step over the pause is shortened
+	// to 3/2 of the last duration (3 frames), and the frame after it does
+	// not last much longer than that.
 	f, err := m.video(c.aus[3], 60*90000, time.Time{})
 	if err != nil || f == nil {
 		t.Fatal(err)
 	}
+	if d := f.dts - out[2].dts; d != 3*3600 {
+		t.Errorf("the pause became a step of %d, want %d", d, 3*3600)
+	}
+	if _, durs := baseTimes(t, []*fragment{f}); durs[0] != 6*3600 {
+		t.Errorf("the frame after the pause lasts %d, want %d", durs[0], 6*3600)
+	}
 	g, _ := m.video(c.aus[4], 60*90000+3600, time.Time{})
-	if g.dts-f.dts != maxFrameDuration {
-		t.Errorf("paused frame lasts %d", g.dts-f.dts)
+	if g.dts-f.dts != 3600 {
+		t.Errorf("the frame after the pause came %d later, want 3600", g.dts-f.dts)
+	}
+}
+
+// A camera that skips frames: its timeline has gaps of 2 and 3 frame
+// intervals, and jitters. Every frame still goes out at once, at its own
+// decode time, decode times only go up, and no step between two frames is
+// more than twice the duration the first was given, which browsers' MSE
+// would take as a discontinuity (dropping frames up to the next keyframe).
+func TestMuxerIrregularTimeline(t *testing.T) {
+	c := loadClip(t, "h264.h264")
+	var m muxer
+	m.startSession(&tracks{video: codecH264, sps: c.sps, pps: c.pps})
+
+	// Steps in 90 kHz ticks: runs of one interval, skips of 2 and 3 right
+	// after a run (the hardest case: the estimate has only seen short
+	// steps), a jittery clock, a skip at the very start.
+	steps := []int64{10800, 3600, 3600, 3600, 7200, 3600, 3600, 3600, 3600, 10800, 3600, 10800,
+		3300, 3900, 3000, 4200, 10800, 7200, 10800, 3600, 3600, 3600, 3600, 3600, 3600, 7200}
+	pts := int64(1234)
+	var frags []*fragment
+	var want []int64 // camera decode times: the first fragment's, plus the steps
+	for i := range 200 {
+		f, err := m.video(c.aus[i%len(c.aus)], pts, time.Time{})
+		if err != nil {
+			t.Fatalf("frame %d: %v", i, err)
+		}
+		if f == nil {
+			t.Fatalf("frame %d held back", i)
+		}
+		if len(want) == 0 {
+			want = append(want, f.dts)
+		} else {
+			want = append(want, want[len(want)-1]+steps[(i-1)%len(steps)])
+		}
+		frags = append(frags, f)
+		pts += steps[i%len(steps)]
+	}
+	bases, durs := baseTimes(t, frags)
+	for i := range bases {
+		if int64(bases[i]) != want[i] {
+			t.Fatalf("fragment %d at %d, want its own decode time %d", i, bases[i], want[i])
+		}
+		if i == 0 {
+			continue
+		}
+		step := bases[i] - bases[i-1]
+		if bases[i] <= bases[i-1] {
+			t.Fatalf("fragment %d: decode time %d after %d", i, bases[i], bases[i-1])
+		}
+		if step > 2*uint64(durs[i-1]) {
+			t.Errorf("fragment %d: %d after one that lasts %d: a discontinuity for MSE", i, step, durs[i-1])
+		}
+		// Not longer than need be: twice the longest of the last four steps.
+		longest := uint64(3600 * 2) // the default before any step
+		if i > 1 {
+			longest = 0
+			for j := max(1, i-4); j < i; j++ {
+				longest = max(longest, bases[j]-bases[j-1])
+			}
+		}
+		if uint64(durs[i-1]) != 2*longest && i > 1 {
+			t.Errorf("fragment %d lasts %d, want %d", i-1, durs[i-1], 2*longest)
+		}
 	}
 }
 
@@ -392,7 +463,6 @@ func TestMuxerCarriesRTPIn(t *testing.T) {
 			got = append(got, f)
 		}
 	}
-	got = append(got, m.flush())
 	if len(got) != 10 {
 		t.Fatalf("%d fragments", len(got))
 	}

@@ -20,10 +20,10 @@ type Message struct {
 	// control messages, init segments, and the fragments of the cached
 	// group of pictures a new viewer starts with.
 	RTPIn time.Time
-	// Muxed is, for a live fragment, when it was made: when the next video
-	// access unit arrived, since that gives this one its duration. From
-	// RTPIn to Muxed the fragment waits for the camera (a frame interval);
-	// from Muxed on, for the server. Zero when RTPIn is.
+	// Muxed is, for a live fragment, when it was made, right after its video
+	// access unit was complete: from RTPIn to Muxed the unit's packets come
+	// in and are muxed; from Muxed on, it is fanned out and written. Zero
+	// when RTPIn is.
 	Muxed time.Time
 }
 
