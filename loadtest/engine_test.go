@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -48,15 +49,16 @@ func TestClosedCount(t *testing.T) {
 func TestOpenSchedule(t *testing.T) {
 	const rate = 500.0
 	var early atomic.Int64
+	var mu sync.Mutex
+	due := map[int64]time.Time{}
 	start := time.Now()
 	r, err := Run(t.Context(), Config{Model: Open, Rate: rate, Connections: 8, Count: 200}, funcScenario{func(_ context.Context, op Op) error {
 		if time.Now().Before(op.Due) {
 			early.Add(1)
 		}
-		want := start.Add(time.Duration(float64(op.Seq) / rate * float64(time.Second)))
-		if d := op.Due.Sub(want); d < -5*time.Millisecond || d > 5*time.Millisecond {
-			t.Errorf("op %d due %v after start, want about %v", op.Seq, op.Due.Sub(start), want.Sub(start))
-		}
+		mu.Lock()
+		due[op.Seq] = op.Due
+		mu.Unlock()
 		return nil
 	}})
 	if err != nil {
@@ -65,8 +67,18 @@ func TestOpenSchedule(t *testing.T) {
 	if early.Load() != 0 {
 		t.Fatalf("%d operations started before they were due", early.Load())
 	}
-	if r.Ops != 200 || r.Dropped != 0 {
-		t.Fatalf("ops %d dropped %d, want 200 and 0", r.Ops, r.Dropped)
+	if r.Ops != 200 || r.Dropped != 0 || len(due) != 200 {
+		t.Fatalf("ops %d dropped %d seen %d, want 200, 0 and 200", r.Ops, r.Dropped, len(due))
+	}
+	// Operation i is due i/rate after the first, whenever it ran.
+	if due[0].Before(start) {
+		t.Fatalf("the first operation was due before Run was called")
+	}
+	for seq, d := range due {
+		want := due[0].Add(time.Duration(float64(seq) / rate * float64(time.Second)))
+		if diff := d.Sub(want); diff < -time.Microsecond || diff > time.Microsecond {
+			t.Errorf("op %d due %v after the first, want %v", seq, d.Sub(due[0]), want.Sub(due[0]))
+		}
 	}
 	if r.Elapsed < 199/rate {
 		t.Fatalf("200 operations at %v/s took %.3fs, want at least %.3fs", rate, r.Elapsed, 199/rate)
