@@ -19,6 +19,7 @@ import (
 	"github.com/linkgate/linkgate/emulator"
 	"github.com/linkgate/linkgate/media"
 	"github.com/linkgate/linkgate/tokens"
+	"github.com/linkgate/linkgate/web"
 )
 
 // Config configures a Server. Zero values mean the documented defaults.
@@ -192,9 +193,24 @@ func New(cfg Config, rdb redis.UniversalClient) (*Server, error) {
 		WriteTimeout:            30 * time.Second,
 		IdleTimeout:             120 * time.Second,
 		ReadBufferSize:          8 << 10,
+		WriteBufferSize:         writeBufferSize(),
 	})
 	s.routes()
 	return s, nil
+}
+
+// writeBufferSize is the connection write buffer: large enough for a link
+// page and its headers in one buffer, so that an open is one write(2). With
+// fasthttp's default of 4 KiB a 6.4 KiB page went out in two, which cost
+// opens about a tenth of their throughput (strace: two writes per request;
+// loadtest/bench-open.sh). A keep-alive connection holds the buffer.
+func writeBufferSize() int {
+	const headers = 2 << 10 // the security headers and the rest, with room
+	n := 8 << 10
+	for _, kind := range []string{"device", "camera"} {
+		n = max(n, len(web.LinkPage(kind))+headers)
+	}
+	return n
 }
 
 func proxyHeader(cfg Config) string {
