@@ -19,7 +19,7 @@
 # interpolated linearly within the bucket they fall in (as Prometheus'
 # histogram_quantile does), and the bucket of the p99 is given too; so for
 # linkgate_camera_send_latency_seconds, the part of it after the fragment is
-# made (the muxer holds each frame until the next arrives: 40 ms at 25 fps).
+# made (the muxer sends each frame as soon as it is complete).
 # The 1-minute load average at the window's end is kept, since the machine
 # may be shared. The table gives medians over rounds.
 #
