@@ -15,18 +15,30 @@ type RateLimit struct {
 	Burst int
 }
 
+// maxLimiterClients bounds the client IPs an ipLimiter tracks at once (a
+// bucket is about 160 bytes, so 10 MiB a limiter at most).
+const maxLimiterClients = 1 << 16
+
 // ipLimiter keeps one token bucket per client IP, in shards so that
-// concurrent requests from different IPs rarely share a lock. Buckets idle
-// long enough to be full again are dropped by sweep.
+// concurrent requests from different IPs rarely share a lock. A bucket idle
+// long enough to be full again is worth no more than none: such buckets are
+// dropped by sweep, and by a shard itself when it takes a new IP and has
+// not looked for that long. A shard holding its share of the bound, none of
+// it refilled, makes room for a new IP by dropping an arbitrary bucket:
+// past that many addresses at once the limit fails open for a few of them
+// rather than refusing every new one.
 type ipLimiter struct {
-	limit  RateLimit
-	seed   maphash.Seed
-	shards [32]limiterShard
+	limit       RateLimit
+	idle        time.Duration // a bucket unused this long is full again
+	maxPerShard int
+	seed        maphash.Seed
+	shards      [32]limiterShard
 }
 
 type limiterShard struct {
-	mu      sync.Mutex // guards buckets
+	mu      sync.Mutex // guards buckets and swept
 	buckets map[string]*bucket
+	swept   time.Time // when buckets were last cleared of full ones
 }
 
 type bucket struct {
@@ -34,8 +46,16 @@ type bucket struct {
 	seen time.Time
 }
 
-func newIPLimiter(l RateLimit) *ipLimiter {
+func newIPLimiter(l RateLimit) *ipLimiter { return newIPLimiterMax(l, maxLimiterClients) }
+
+// newIPLimiterMax returns a limiter that tracks at most about maxClients
+// IPs at once.
+func newIPLimiterMax(l RateLimit, maxClients int) *ipLimiter {
 	r := &ipLimiter{limit: l, seed: maphash.MakeSeed()}
+	r.maxPerShard = max(1, maxClients/len(r.shards))
+	if l.Rate > 0 {
+		r.idle = time.Duration(float64(l.Burst)/l.Rate*float64(time.Second)) + time.Second
+	}
 	for i := range r.shards {
 		r.shards[i].buckets = make(map[string]*bucket)
 	}
@@ -54,6 +74,15 @@ func (r *ipLimiter) allow(ip []byte, now time.Time) bool {
 	defer sh.mu.Unlock()
 	b := sh.buckets[string(ip)]
 	if b == nil {
+		if now.Sub(sh.swept) > r.idle {
+			sh.sweep(now, r.idle)
+		}
+		if len(sh.buckets) >= r.maxPerShard {
+			for k := range sh.buckets { // an arbitrary one
+				delete(sh.buckets, k)
+				break
+			}
+		}
 		b = &bucket{lim: rate.NewLimiter(rate.Limit(r.limit.Rate), r.limit.Burst)}
 		sh.buckets[string(ip)] = b
 	}
@@ -66,15 +95,32 @@ func (r *ipLimiter) sweep(now time.Time) {
 	if r.limit.Rate <= 0 {
 		return
 	}
-	idle := time.Duration(float64(r.limit.Burst)/r.limit.Rate*float64(time.Second)) + time.Second
 	for i := range r.shards {
 		sh := &r.shards[i]
 		sh.mu.Lock()
-		for ip, b := range sh.buckets {
-			if now.Sub(b.seen) > idle {
-				delete(sh.buckets, ip)
-			}
-		}
+		sh.sweep(now, r.idle)
 		sh.mu.Unlock()
 	}
+}
+
+// sweep drops the shard's buckets unused for idle. The caller holds mu.
+func (sh *limiterShard) sweep(now time.Time, idle time.Duration) {
+	for ip, b := range sh.buckets {
+		if now.Sub(b.seen) > idle {
+			delete(sh.buckets, ip)
+		}
+	}
+	sh.swept = now
+}
+
+// clients returns the number of IPs tracked, for tests.
+func (r *ipLimiter) clients() int {
+	n := 0
+	for i := range r.shards {
+		sh := &r.shards[i]
+		sh.mu.Lock()
+		n += len(sh.buckets)
+		sh.mu.Unlock()
+	}
+	return n
 }

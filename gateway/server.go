@@ -304,6 +304,9 @@ func (s *Server) closeSessions(reason string, timeout time.Duration) {
 	}
 }
 
+// sweep drops the rate limiters' refilled buckets every minute. Busy shards
+// drop theirs as they take new addresses (ipLimiter.allow); this frees the
+// buckets of quiet ones.
 func (s *Server) sweep(ctx context.Context) {
 	t := time.NewTicker(time.Minute)
 	defer t.Stop()
