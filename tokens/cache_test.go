@@ -346,13 +346,19 @@ func TestCluster(t *testing.T) {
 			t.Fatal(err)
 		}
 		sameRecord(t, got, l)
-		if _, err := store.Update(ctx, "alice", l.ID, "", func(l *Link) error { l.Name = "renamed"; return nil }); err != nil {
+		if _, err := store.Use(ctx, got, Access{Event: "session"}); err != nil {
+			t.Fatal(err) // the cached record is current
+		}
+		renamed, err := store.Update(ctx, "alice", l.ID, "", func(l *Link) error { l.Name = "renamed"; return nil })
+		if err != nil {
 			t.Fatal(err)
 		}
-		for range 2 {
-			if _, err := store.Use(ctx, l, Access{Event: "session"}); err != nil {
-				t.Fatal(err)
-			}
+		if _, err := store.Use(ctx, l, Access{Event: "session"}); err != ErrStale {
+			t.Fatalf("Use of the record before the update = %v, want ErrStale", err)
+		}
+		l = renamed
+		if _, err := store.Use(ctx, l, Access{Event: "session"}); err != nil {
+			t.Fatal(err)
 		}
 		if _, err := store.Use(ctx, l, Access{Event: "session"}); err != ErrUsedUp {
 			t.Fatalf("3rd Use = %v, want ErrUsedUp", err)

@@ -31,6 +31,9 @@ var (
 	ErrUnavailable = errors.New("link store unavailable")
 	// ErrConflict: a write lost a race with another write to the same record.
 	ErrConflict = errors.New("record changed concurrently")
+	// ErrStale: Store.Use found the link's record changed (or gone) since
+	// the caller read it, and counted no use: read it again and recheck.
+	ErrStale = errors.New("link record changed since it was read")
 )
 
 // ClosedError says that a link is valid but closed now, and when it opens.

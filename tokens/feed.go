@@ -17,7 +17,8 @@ import (
 // {feed}, so the publish script runs in one slot of a Redis Cluster.
 //
 //	lg:{feed}:seq     counter; every entry takes the next number
-//	lg:{feed}:stream  entries: seq, link (id hex), device, op
+//	lg:{feed}:stream  entries: seq, link (id hex), device, op, at (the
+//	                  publisher's clock, unix ns: for the feed's lag)
 //
 // A reader that sees a sequence number other than the one it expects has
 // missed entries (trimmed, or Redis lost its data): that is a gap.
@@ -50,6 +51,10 @@ type Event struct {
 	Link   LinkID
 	Device string // set for device events; Link is zero then
 	Op     Op
+	// At is when the event was published, by the publisher's clock; zero
+	// for entries written without it. Readers measure the feed's lag
+	// with it (meaningful when the instances share a clock).
+	At time.Time
 }
 
 // Publisher appends events to the feed.
@@ -65,7 +70,7 @@ func NewPublisher(rdb redis.UniversalClient) *Publisher {
 
 var publishScript = redis.NewScript(`
 local s = redis.call('INCR', KEYS[2])
-redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'seq', s, 'link', ARGV[2], 'device', ARGV[3], 'op', ARGV[4])
+redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'seq', s, 'link', ARGV[2], 'device', ARGV[3], 'op', ARGV[4], 'at', ARGV[5])
 return s`)
 
 // Publish appends e to the feed.
@@ -74,7 +79,11 @@ func (p *Publisher) Publish(ctx context.Context, e Event) error {
 	if e.Link != (LinkID{}) {
 		link = e.Link.String()
 	}
-	err := publishScript.Run(ctx, p.rdb, []string{feedStreamKey, feedSeqKey}, p.maxLen, link, e.Device, string(e.Op)).Err()
+	at := e.At
+	if at.IsZero() {
+		at = time.Now()
+	}
+	err := publishScript.Run(ctx, p.rdb, []string{feedStreamKey, feedSeqKey}, p.maxLen, link, e.Device, string(e.Op), at.UnixNano()).Err()
 	if err != nil {
 		return fmt.Errorf("%w: publish invalidation: %v", ErrUnavailable, err)
 	}
@@ -239,6 +248,9 @@ func (f *Feed) follow(ctx context.Context, pos position) error {
 func parseEvent(m redis.XMessage) Event {
 	e := Event{Op: Op(str(m.Values["op"])), Device: str(m.Values["device"])}
 	e.Seq, _ = strconv.ParseInt(str(m.Values["seq"]), 10, 64)
+	if at, err := strconv.ParseInt(str(m.Values["at"]), 10, 64); err == nil {
+		e.At = time.Unix(0, at)
+	}
 	if l := str(m.Values["link"]); l != "" {
 		e.Link, _ = ParseLinkID(l)
 	}

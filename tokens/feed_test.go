@@ -3,6 +3,7 @@ package tokens
 import (
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/linkgate/linkgate/tokens/redistest"
 )
@@ -34,6 +35,7 @@ func TestFeedOrder(t *testing.T) {
 		if i%10 == 9 {
 			e = Event{Seq: e.Seq, Device: fmt.Sprint("dev-", i), Op: OpDevice}
 		}
+		e.At = time.Unix(1_700_000_000, int64(i)) // the publish time goes through to the nanosecond
 		want = append(want, e)
 		e.Seq = 0 // the publisher numbers events
 		if err := pub.Publish(ctx, e); err != nil {

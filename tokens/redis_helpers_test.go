@@ -85,7 +85,8 @@ func create(t testing.TB, s *Store, ring *KeyRing, owner, device string, edit fu
 	return l
 }
 
-// feedEvents returns the feed stream's entries as events, oldest first.
+// feedEvents returns the feed stream's entries as events, oldest first,
+// without their publish times (checked to be set).
 func feedEvents(t testing.TB, rdb redis.UniversalClient) []Event {
 	t.Helper()
 	msgs, err := rdb.XRange(t.Context(), feedStreamKey, "-", "+").Result()
@@ -94,7 +95,12 @@ func feedEvents(t testing.TB, rdb redis.UniversalClient) []Event {
 	}
 	var out []Event
 	for _, m := range msgs {
-		out = append(out, parseEvent(m))
+		e := parseEvent(m)
+		if e.At.IsZero() {
+			t.Errorf("feed entry %s has no publish time", m.ID)
+		}
+		e.At = time.Time{}
+		out = append(out, e)
 	}
 	return out
 }

@@ -296,32 +296,45 @@ type Access struct {
 	UserAgent string    `json:"userAgent,omitempty"`
 }
 
-// useScript counts one use of a link, unless it has reached its maximum, and
-// appends the access log entry; both keys share the link's slot.
-// KEYS: uses, log. ARGV: max (0 = none), log length, then log fields.
-// Returns the new count, or -1 when the link is used up.
+// useScript counts one use of a link, unless it has reached its maximum or
+// its record is no longer the one the caller read, and appends the access
+// log entry; the three keys share the link's slot.
+// KEYS: link, uses, log. ARGV: max (0 = none), log length, the version read,
+// then log fields. Returns the new count, -1 when the link is used up, -2
+// when the record is gone or has another version.
 var useScript = redis.NewScript(`
+local cur = redis.call('GET', KEYS[1])
+if not cur or tostring(cjson.decode(cur).version) ~= ARGV[3] then return -2 end
 local max = tonumber(ARGV[1])
-local n = tonumber(redis.call('GET', KEYS[1]) or '0')
+local n = tonumber(redis.call('GET', KEYS[2]) or '0')
 if max > 0 and n >= max then return -1 end
-n = redis.call('INCR', KEYS[1])
-redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'at', ARGV[3], 'event', ARGV[4], 'session', ARGV[5], 'ip', ARGV[6], 'ua', ARGV[7])
+n = redis.call('INCR', KEYS[2])
+redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[2], '*', 'at', ARGV[4], 'event', ARGV[5], 'session', ARGV[6], 'ip', ARGV[7], 'ua', ARGV[8])
 return n`)
 
 // Use counts a use of the link and logs it. It returns ErrUsedUp when the
 // link has already handed out maxUses sessions. When this use is the last
 // one, the link's cache entries are invalidated so that pages answer 410.
+//
+// l must be the record as read (from a cache, say): if the stored record
+// has changed since (an owner disabled the link on another instance, and
+// this instance's feed has not said so yet), no use is counted and Use
+// returns ErrStale. An open that succeeds was thus valid at the moment it
+// was counted, on every instance, feed or no feed.
 func (s *Store) Use(ctx context.Context, l *Link, a Access) (int64, error) {
 	ua := a.UserAgent
 	if len(ua) > 256 {
 		ua = ua[:256]
 	}
-	n, err := useScript.Run(ctx, s.rdb, []string{usesKey(l.ID), logKey(l.ID)},
-		l.MaxUses, AccessLogLen, a.At.UTC().Format(time.RFC3339Nano), a.Event, a.Session, a.IP, ua).Int64()
+	n, err := useScript.Run(ctx, s.rdb, []string{linkKey(l.ID), usesKey(l.ID), logKey(l.ID)},
+		l.MaxUses, AccessLogLen, l.Version, a.At.UTC().Format(time.RFC3339Nano), a.Event, a.Session, a.IP, ua).Int64()
 	if err != nil {
 		return 0, fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
-	if n < 0 {
+	switch {
+	case n == -2:
+		return 0, ErrStale
+	case n < 0:
 		return 0, ErrUsedUp
 	}
 	if l.MaxUses > 0 && n >= int64(l.MaxUses) {

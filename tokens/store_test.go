@@ -209,6 +209,13 @@ func TestStoreDelete(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	stale := *l
+	if _, err := e.store.Update(ctx, "alice", l.ID, OpDisabled, func(l *Link) error { l.Status = StatusDisabled; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.store.Use(ctx, &stale, Access{At: t0, Event: "session", Session: "s2"}); err != ErrStale {
+		t.Fatalf("Use of the record before the disable = %v, want ErrStale", err)
+	}
 	if err := e.store.Delete(ctx, "mallory", l.ID); err != ErrNotFound {
 		t.Fatalf("Delete by another owner = %v, want ErrNotFound", err)
 	}
@@ -217,6 +224,9 @@ func TestStoreDelete(t *testing.T) {
 	}
 	if err := e.store.Delete(ctx, "alice", l.ID); err != nil {
 		t.Fatal(err)
+	}
+	if _, err := e.store.Use(ctx, l, Access{At: t0, Event: "session", Session: "s3"}); err != ErrStale {
+		t.Fatalf("Use of a deleted link = %v, want ErrStale", err)
 	}
 	if _, err := e.store.Get(ctx, l.ID); err != ErrNotFound {
 		t.Fatalf("Get after Delete = %v, want ErrNotFound", err)
