@@ -59,7 +59,7 @@ func (s *Server) runViewer(conn wsConn, l *tokens.Link, sessionID string) {
 	if mv != nil {
 		defer mv.Close()
 		defer s.links.ReleaseSession(context.WithoutCancel(ctx), l.ID, sessionID)
-		s.live.add(v)
+		s.join(ctx, v)
 		defer s.live.remove(v)
 		v.armTimer(s.cfg.Now())
 		defer v.stopTimer()

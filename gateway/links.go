@@ -4,10 +4,12 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/linkgate/linkgate/emulator"
 	"github.com/linkgate/linkgate/gateway/ownerapi"
 	"github.com/linkgate/linkgate/tokens"
 	"github.com/linkgate/linkgate/web"
@@ -100,27 +102,35 @@ func (s *Server) openSession(c *fiber.Ctx) error {
 func (s *Server) startSession(c *fiber.Ctx, now time.Time) (*ownerapi.PublicLink, error) {
 	ctx := c.UserContext()
 	token := c.Params("token")
-	l, err := s.resolve(ctx, token)
-	if err != nil {
-		return nil, err
-	}
-	dev, err := s.devices.GetAny(ctx, l.Device)
-	if err != nil {
-		if errors.Is(err, tokens.ErrUnavailable) {
+	var sc tokens.SessionClaims
+	var l *tokens.Link
+	var dev *emulator.Device
+	for attempt := 1; ; attempt++ {
+		var err error
+		if l, err = s.resolve(ctx, token); err != nil {
 			return nil, err
 		}
-		return nil, tokens.ErrNotFound // the device is gone: so is the link
-	}
-	sc := tokens.SessionClaims{Link: l.ID, Generation: l.Generation, Expires: now.Add(s.cfg.SessionTTL)}
-	_, _ = rand.Read(sc.Session[:])
-	closes := l.ClosesAt(now)
-	if !closes.IsZero() && closes.Before(sc.Expires) {
-		sc.Expires = closes
-	}
-	if _, err := s.links.Use(ctx, l, tokens.Access{
-		At: now, Event: "session", Session: sc.SessionID(), IP: c.IP(), UserAgent: c.Get(fiber.HeaderUserAgent),
-	}); err != nil {
-		return nil, err
+		if dev, err = s.devices.GetAny(ctx, l.Device); err != nil {
+			if errors.Is(err, tokens.ErrUnavailable) {
+				return nil, err
+			}
+			return nil, tokens.ErrNotFound // the device is gone: so is the link
+		}
+		sc = tokens.SessionClaims{Link: l.ID, Generation: l.Generation, Expires: now.Add(s.cfg.SessionTTL)}
+		_, _ = rand.Read(sc.Session[:])
+		closes := l.ClosesAt(now)
+		if !closes.IsZero() && closes.Before(sc.Expires) {
+			sc.Expires = closes
+		}
+		retry, err := s.countUse(ctx, l, tokens.Access{
+			At: now, Event: "session", Session: sc.SessionID(), IP: c.IP(), UserAgent: c.Get(fiber.HeaderUserAgent),
+		}, attempt)
+		if err != nil {
+			return nil, err
+		}
+		if !retry {
+			break
+		}
 	}
 	c.Cookie(&fiber.Cookie{
 		Name:     sessionCookie,
@@ -136,6 +146,30 @@ func (s *Server) startSession(c *fiber.Ctx, now time.Time) (*ownerapi.PublicLink
 		Device:   publicDevice(dev.Filter(l.Permissions.CanView)),
 		Session:  ownerapi.SessionInfo{ID: sc.SessionID(), ExpiresAt: sc.Expires.UTC()},
 	}, nil
+}
+
+// openAttempts bounds how often an open reads again a link whose record
+// changed under it (countUse).
+const openAttempts = 3
+
+// countUse counts a use of l, as read from the cache, for an open. The
+// count is taken in Redis only if the record there is still l: when
+// another instance has changed it (an owner's disable, say) and this
+// instance's feed has not said so yet, the cached record is dropped and
+// countUse reports retry, so that the caller resolves the link again, from
+// Redis, and checks it again. An open that succeeds was thus allowed by
+// the link's record at that moment, on every instance: the feed's delay
+// reaches open pages, never new opens.
+func (s *Server) countUse(ctx context.Context, l *tokens.Link, a tokens.Access, attempt int) (retry bool, err error) {
+	_, err = s.links.Use(ctx, l, a)
+	if !errors.Is(err, tokens.ErrStale) {
+		return false, err
+	}
+	s.cache.Invalidate(l.ID)
+	if attempt >= openAttempts {
+		return false, fmt.Errorf("%w: link %s changed during %d opens", tokens.ErrUnavailable, l.ID, attempt)
+	}
+	return true, nil
 }
 
 // publicView is the link as its holder may see it.

@@ -55,16 +55,31 @@ func (r *liveSessions) remove(ls liveSession) {
 func (r *liveSessions) of(id *tokens.LinkID) []liveSession {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	var out []liveSession
-	for lid, set := range r.byLink {
-		if id != nil && lid != *id {
-			continue
+	if id != nil {
+		set := r.byLink[*id]
+		if len(set) == 0 {
+			return nil
 		}
-		for ws := range set {
-			out = append(out, ws)
+		out := make([]liveSession, 0, len(set))
+		for ls := range set {
+			out = append(out, ls)
+		}
+		return out
+	}
+	var out []liveSession
+	for _, set := range r.byLink {
+		for ls := range set {
+			out = append(out, ls)
 		}
 	}
 	return out
+}
+
+// has reports whether the link has open sessions here.
+func (r *liveSessions) has(id tokens.LinkID) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.byLink[id]) > 0
 }
 
 func (r *liveSessions) links() []tokens.LinkID {
@@ -88,17 +103,36 @@ func (r *liveSessions) Count() int {
 	return n
 }
 
+// join adds ls to the open sessions, then applies its link's record as it
+// is now: an owner change the feed brought between the socket's admission
+// and now found no session of the link here to apply to. The cache drops
+// a changed link before liveFeed looks for the link's sessions (it
+// subscribed first), so once ls is in, either relink sees it or this read
+// sees the change.
+func (s *Server) join(ctx context.Context, ls liveSession) {
+	s.live.add(ls)
+	l, err := s.cache.Get(ctx, ls.linkKey())
+	ls.apply(ctx, l, err, false)
+}
+
 // liveFeed hands feed events to the open sessions. It subscribes after the
 // cache, so the cache has dropped a changed link before relink reads it.
 // The feed's goroutine must not block: the work runs on its own goroutines.
 type liveFeed struct{ s *Server }
 
 func (f liveFeed) Event(e tokens.Event) {
+	now := time.Now()
+	if !e.At.IsZero() {
+		f.s.metrics.feedLag.Observe(max(now.Sub(e.At), 0).Seconds())
+	}
 	switch {
 	case e.Op == tokens.OpDevice:
 		go f.s.refreshDevice(e.Device)
-	case e.Link != (tokens.LinkID{}) && len(f.s.live.of(&e.Link)) > 0:
-		go f.s.relink(e.Link)
+	case e.Link != (tokens.LinkID{}) && f.s.live.has(e.Link):
+		go func() {
+			f.s.relink(e.Link)
+			f.s.metrics.relink.Observe(time.Since(now).Seconds())
+		}()
 	}
 }
 

@@ -2,6 +2,7 @@ package gateway_test
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"testing"
 	"time"
@@ -71,4 +72,42 @@ func testInvalidation(t *testing.T, rdb redis.UniversalClient) {
 	}
 	eventually(t, 2*time.Second, "A sees the gap too", func() bool { return a.Feed().Stats().Gaps.Load() > gapsA })
 	want(t, call(t, "GET", onB, "", nil), http.StatusOK)
+}
+
+// TestOpenRefusedBeforeFeed: a link changed in Redis by another instance is
+// refused by the session exchange on an instance whose feed has not told
+// it yet (here: never, the record is rewritten without a feed event),
+// while the side-effect-free page still answers from the cache.
+func TestOpenRefusedBeforeFeed(t *testing.T) {
+	t.Parallel()
+	rdb := redistest.Start(t).Client(t)
+	ring := testRing(t)
+	a, b := startGateway(t, rdb, ring), startGateway(t, rdb, ring)
+	owner := newTenant(t, a, "owner")
+	plug := owner.device(t, plugBody)
+	l := owner.link(t, map[string]any{"device": plug.ID, "permissions": map[string]any{"view": []string{"meter/power"}}})
+	onB := b.url + "/l/" + l.Token
+	want(t, call(t, "POST", onB+"/session", "", nil), http.StatusOK) // warms B's cache
+
+	ctx := context.Background()
+	key := "lg:link:{" + l.ID + "}"
+	raw, err := rdb.Get(ctx, key).Bytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rec map[string]any
+	if err := json.Unmarshal(raw, &rec); err != nil {
+		t.Fatal(err)
+	}
+	rec["status"], rec["version"] = "disabled", rec["version"].(float64)+1
+	if raw, err = json.Marshal(rec); err != nil {
+		t.Fatal(err)
+	}
+	if err := rdb.Set(ctx, key, raw, 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+
+	want(t, call(t, "GET", onB, "", nil), http.StatusOK) // the cache, as the feed left it
+	wantError(t, call(t, "POST", onB+"/session", "", nil), http.StatusGone, "disabled")
+	want(t, call(t, "GET", onB, "", nil), http.StatusGone) // the refusal refreshed the cache
 }

@@ -30,6 +30,7 @@ type socket struct {
 	link      *tokens.Link
 	timer     *time.Timer
 	closeOnce sync.Once
+	shutAt    time.Time // when shut was first called; written before the send on close
 }
 
 func newSocket(s *Server, conn wsConn, l *tokens.Link, sessionID string) *socket {
@@ -41,7 +42,12 @@ func (k *socket) linkKey() tokens.LinkID { return k.linkID }
 func (k *socket) deviceKey() string      { return k.device }
 
 // shut closes the session with a reason, once.
-func (k *socket) shut(reason string) { k.closeOnce.Do(func() { k.close <- reason }) }
+func (k *socket) shut(reason string) {
+	k.closeOnce.Do(func() {
+		k.shutAt = time.Now()
+		k.close <- reason
+	})
+}
 
 // currentLink returns the link as the session last saw it.
 func (k *socket) currentLink() *tokens.Link {
@@ -153,7 +159,9 @@ func (k *socket) ping() error {
 func (k *socket) finish(reason string) {
 	msg, code := emulator.Closing(reason)
 	_ = k.write(websocket.TextMessage, msg)
-	_ = k.conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason), time.Now().Add(time.Second))
+	if k.conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason), time.Now().Add(time.Second)) == nil {
+		k.srv.metrics.closeWrite.Observe(time.Since(k.shutAt).Seconds())
+	}
 	_ = k.conn.SetReadDeadline(time.Now().Add(2 * time.Second))
 	<-k.done
 }

@@ -136,34 +136,44 @@ func (s *Server) authorizeSocket(c *fiber.Ctx, kind tokens.Kind, level string) e
 		return errForbiddenOrig
 	}
 	now := s.cfg.Now()
-	l, err := s.resolve(c.UserContext(), c.Params("token"))
-	if err != nil {
-		return err
-	}
-	if l.Kind != kind {
-		return tokens.ErrNotFound // devices talk on /ws, cameras play on /live
-	}
-	if level != "" && !l.Permissions.HasLevel(level) {
-		return errLevelNotGranted
-	}
+	var l *tokens.Link
 	var session string
-	if cookie := c.Cookies(sessionCookie); cookie != "" {
-		sc, err := s.keys.VerifySession(cookie, now)
-		if err != nil || sc.Link != l.ID || sc.Generation != l.Generation {
-			return errSessionInvalid
+	for attempt := 1; ; attempt++ {
+		var err error
+		if l, err = s.resolve(c.UserContext(), c.Params("token")); err != nil {
+			return err
 		}
-		session = sc.SessionID()
-	} else {
-		if !s.sessions.allow(s.clientKey(c), now) {
+		if l.Kind != kind {
+			return tokens.ErrNotFound // devices talk on /ws, cameras play on /live
+		}
+		if level != "" && !l.Permissions.HasLevel(level) {
+			return errLevelNotGranted
+		}
+		if cookie := c.Cookies(sessionCookie); cookie != "" {
+			sc, err := s.keys.VerifySession(cookie, now)
+			if err != nil || sc.Link != l.ID || sc.Generation != l.Generation {
+				return errSessionInvalid
+			}
+			// The session holds no use to recount: a record this instance
+			// has not yet seen change is caught once the socket is open
+			// (runSession checks the link again after joining the feed).
+			session = sc.SessionID()
+			break
+		}
+		if attempt == 1 && !s.sessions.allow(s.clientKey(c), now) {
 			return errRateLimited
 		}
 		var id [8]byte
 		_, _ = rand.Read(id[:])
 		session = hex.EncodeToString(id[:])
-		if _, err := s.links.Use(c.UserContext(), l, tokens.Access{
+		retry, err := s.countUse(c.UserContext(), l, tokens.Access{
 			At: now, Event: "websocket", Session: session, IP: c.IP(), UserAgent: c.Get(fiber.HeaderUserAgent),
-		}); err != nil {
+		}, attempt)
+		if err != nil {
 			return err
+		}
+		if !retry {
+			break
 		}
 	}
 	c.Locals(localLink, l)
@@ -219,7 +229,7 @@ func (ws *wsSession) serve(ctx context.Context) {
 		return
 	}
 	ws.emu = emulator.NewSession(ws.id, l.Permissions, dev, s.cfg.WS.Commands)
-	s.live.add(ws)
+	s.join(ctx, ws)
 	defer s.live.remove(ws)
 	sub, state, online, err := s.hub.Subscribe(ctx, dev.ID, ws.deliver)
 	if err != nil {
