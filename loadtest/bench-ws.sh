@@ -9,36 +9,43 @@
 #   commands: 100 sessions, each on its own link and device, 10 set commands
 #             a second each (1,000/s), for CMD_SECONDS: set -> ack round trip
 #             from each command's due time (open model), set -> echo.
-#   revoke:   REVOKE (10,000) sessions over REVOKE_LINKS (100) links, half on
-#             each of two gateways sharing one redis-server; every link is
-#             disabled at once through the owner API: each session's close
-#             frame timed from its link's disable call's start; and opens of
-#             each disabled link on each gateway, from the call's return until
-#             one is refused.
+#   revoke:   REVOKE (10,000) sessions over REVOKE_LINKS (1,000) links, half
+#             on each of two gateways sharing one redis-server; the links are
+#             disabled through the owner API one at a time, REVOKE_RATE (20)
+#             a second, as owners do: each session's close frame timed from
+#             its link's disable call's start; and opens of each disabled
+#             link on each gateway, from the call's return until one is
+#             refused; the gateways' stage histograms (feed lag, relink,
+#             close write).
+#   stress:   the same with STRESS_LINKS (100) links all disabled at the same
+#             instant.
 #
-# Every round starts fresh gateways on a fresh redis-server; the devices run
-# in a separate `linkgate devices` process. Medians of ROUNDS rounds. Run it
-# under `flock /tmp/bench.lock` when others measure on the same machine.
+# The load is `linkgate loadtest ws` and `linkgate loadtest revoke`. Every
+# round starts fresh gateways on a fresh redis-server; the devices run in a
+# separate `linkgate devices` process. Medians of ROUNDS rounds; the load
+# average is printed before and after each run. Run it under
+# `flock /tmp/bench.lock` when others measure on the same machine.
 #
 # Needs redis-server and python3. Raises `ulimit -n` (10,000 sessions hold
 # 10,000 sockets in the gateway and as many in the load tool).
-# Usage: loadtest/bench-ws.sh [ROUNDS=3 MODES="idle commands revoke" IDLE=10000 REVOKE=10000 REVOKE_LINKS=100 CMD_SECONDS=20]
+# Usage: loadtest/bench-ws.sh [ROUNDS=3 MODES="idle commands revoke stress" IDLE=10000 REVOKE=10000 REVOKE_LINKS=1000 REVOKE_RATE=20 STRESS_LINKS=100 CMD_SECONDS=20]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 ROUNDS=${ROUNDS:-3}
-MODES=${MODES:-idle commands revoke}
+MODES=${MODES:-idle commands revoke stress}
 IDLE=${IDLE:-10000}
 REVOKE=${REVOKE:-10000}
-REVOKE_LINKS=${REVOKE_LINKS:-100}
+REVOKE_LINKS=${REVOKE_LINKS:-1000}
+REVOKE_RATE=${REVOKE_RATE:-20}
+STRESS_LINKS=${STRESS_LINKS:-100}
 CMD_SECONDS=${CMD_SECONDS:-20}
 ulimit -n "$(ulimit -Hn)"
 work=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
+trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"' EXIT
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 go build -o "$work/linkgate" ./cmd/linkgate
-go build -o "$work/wsload" ./loadtest/wsload
 
 # up N: a fresh redis-server, N gateways on it, the device fleet; sets
 # rport, gw (base URLs), gwpid, apikey.
@@ -75,33 +82,42 @@ down() {
 # fig FILE EXPR: one figure of a JSON report.
 fig() { python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$1" "$2"; }
 
+# load SCENARIO FLAGS...: the load tool against the first gateway, its JSON
+# report in $out; the API key goes through the environment.
+load() {
+	local scenario=$1
+	shift
+	echo "$scenario $round: load average before $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+	LINKGATE_API_KEY=$apikey "$work/linkgate" loadtest "$scenario" --target "${gw[0]}" --quiet --json "$out" "$@" >"$out.txt" 2>"$out.err"
+	echo "$scenario $round: load average after $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+}
+
 for round in $(seq 1 "$ROUNDS"); do
 	for mode in $MODES; do
 		out="$work/$mode-$round.json"
 		case $mode in
 		idle)
 			up 1
-			"$work/wsload" -target "${gw[0]}" -api-key "$apikey" -n "$IDLE" -links 100 -devices 10 -ramp 2000 \
-				-duration $((IDLE / 2000 + 8))s >"$out" 2>"$out.err"
+			load ws --connections "$IDLE" --link-count 100 --devices 10 --ramp 2000 --duration $((IDLE / 2000 + 8))s
 			down
 			echo "idle $round: $(fig "$out" 'r["info"]["rss_per_session_kib"]') KiB/session, $(fig "$out" 'r["info"]["goroutines_per_session"]') goroutines/session, opened $(fig "$out" 'r["info"]["sessions_opened"]')" >&2
 			echo "idle $(fig "$out" 'r["info"]["rss_per_session_kib"]') $(fig "$out" 'r["info"]["heap_per_session_kib"]') $(fig "$out" 'r["info"]["goroutines_per_session"]')" >>"$work/results"
 			;;
 		commands)
 			up 1
-			"$work/wsload" -target "${gw[0]}" -api-key "$apikey" -n 100 -links 100 -devices 100 -rate 10 \
-				-duration "${CMD_SECONDS}s" >"$out" 2>"$out.err"
+			load ws --connections 100 --link-count 100 --devices 100 --command-rate 10 --duration "${CMD_SECONDS}s"
 			down
 			echo "commands $round: ack p50 $(fig "$out" 'r["metrics"]["command"]["p50"]') p99 $(fig "$out" 'r["metrics"]["command"]["p99"]') ms, echo p99 $(fig "$out" 'r["metrics"]["echo"]["p99"]') ms, acks $(fig "$out" 'r["counts"].get("ack ok", 0)')" >&2
 			echo "commands $(fig "$out" 'r["metrics"]["command"]["p50"]') $(fig "$out" 'r["metrics"]["command"]["p99"]') $(fig "$out" 'r["metrics"]["echo"]["p50"]') $(fig "$out" 'r["metrics"]["echo"]["p99"]') $(fig "$out" 'r["counts"].get("ack ok", 0) / r["elapsed"]')" >>"$work/results"
 			;;
-		revoke)
+		revoke | stress)
+			links=$REVOKE_LINKS rate=$REVOKE_RATE
+			if [ "$mode" = stress ]; then links=$STRESS_LINKS rate=0; fi
 			up 2
-			"$work/wsload" -target "${gw[0]}" -api-key "$apikey" -n "$REVOKE" -links "$REVOKE_LINKS" -devices 10 -ramp 2000 \
-				-instances "${gw[1]}" -revoke >"$out" 2>"$out.err"
+			load revoke --instances "${gw[1]}" --connections "$REVOKE" --link-count "$links" --devices 10 --ramp 2000 --revoke-rate "$rate"
 			down
-			echo "revoke $round: close p99 $(fig "$out" 'r["metrics"]["revoke"]["p99"]') max $(fig "$out" 'r["metrics"]["revoke"]["max"]') ms, refuse p99 $(fig "$out" 'r["metrics"]["refuse"]["p99"]') ms, counts $(fig "$out" 'r["counts"]')" >&2
-			echo "revoke $(fig "$out" 'r["metrics"]["revoke"]["p50"]') $(fig "$out" 'r["metrics"]["revoke"]["p99"]') $(fig "$out" 'r["metrics"]["revoke"]["max"]') $(fig "$out" 'r["metrics"]["refuse"]["p50"]') $(fig "$out" 'r["metrics"]["refuse"]["p99"]') $(fig "$out" 'r["metrics"]["refuse"]["max"]') $(fig "$out" 'r["metrics"]["disable"]["p99"]')" >>"$work/results"
+			echo "$mode $round: close p50 $(fig "$out" 'r["metrics"]["revoke"]["p50"]') p99 $(fig "$out" 'r["metrics"]["revoke"]["p99"]') max $(fig "$out" 'r["metrics"]["revoke"]["max"]') ms, refuse p99 $(fig "$out" 'r["metrics"]["refuse"]["p99"]') ms, disable p99 $(fig "$out" 'r["metrics"]["disable"]["p99"]') ms; stages p50/p99 ms: feed $(fig "$out" 'r["info"].get("feed_lag_p50_ms")')/$(fig "$out" 'r["info"].get("feed_lag_p99_ms")') relink $(fig "$out" 'r["info"].get("relink_p50_ms")')/$(fig "$out" 'r["info"].get("relink_p99_ms")') close write $(fig "$out" 'r["info"].get("close_write_p50_ms")')/$(fig "$out" 'r["info"].get("close_write_p99_ms")'); counts $(fig "$out" 'r["counts"]')" >&2
+			echo "$mode $(fig "$out" 'r["metrics"]["revoke"]["p50"]') $(fig "$out" 'r["metrics"]["revoke"]["p99"]') $(fig "$out" 'r["metrics"]["revoke"]["max"]') $(fig "$out" 'r["metrics"]["refuse"]["p50"]') $(fig "$out" 'r["metrics"]["refuse"]["p99"]') $(fig "$out" 'r["metrics"]["refuse"]["max"]') $(fig "$out" 'r["metrics"]["disable"]["p50"]') $(fig "$out" 'r["metrics"]["disable"]["p99"]') $(fig "$out" 'r["info"].get("feed_lag_p99_ms", -1)') $(fig "$out" 'r["info"].get("relink_p99_ms", -1)') $(fig "$out" 'r["info"].get("close_write_p99_ms", -1)') $(fig "$out" 'r["counts"].get("open after-disable", 0)')" >>"$work/results"
 			;;
 		esac
 		cp "$out" "/tmp/bench-ws-$mode-$round.json" 2>/dev/null || true
@@ -118,8 +134,9 @@ for line in open(sys.argv[1]):
 names = {
     "idle": ["RSS KiB/session", "heap KiB/session", "goroutines/session"],
     "commands": ["ack p50 ms", "ack p99 ms", "echo p50 ms", "echo p99 ms", "acks/s"],
-    "revoke": ["close p50 ms", "close p99 ms", "close max ms", "refuse p50 ms", "refuse p99 ms", "refuse max ms", "disable call p99 ms"],
+    "revoke": ["close p50 ms", "close p99 ms", "close max ms", "refuse p50 ms", "refuse p99 ms", "refuse max ms", "disable call p50 ms", "disable call p99 ms", "feed lag p99 ms", "relink p99 ms", "close write p99 ms", "opens after disable"],
 }
+names["stress"] = names["revoke"]
 for mode, runs in rows.items():
     meds = [statistics.median(col) for col in zip(*runs)]
     print(mode + ": " + ", ".join(f"{n} {m:.2f}" for n, m in zip(names[mode], meds)))

@@ -100,8 +100,8 @@ type SocketsConfig struct {
 
 	// Revoke runs the revocation test instead of a steady run: once every
 	// session is open and Settle has passed, every minted link is disabled
-	// through the owner API at once, and each session's close is timed
-	// from the start of its link's disable call ("revoke"). Right after
+	// through the owner API (at RevokeRate), and each session's close is
+	// timed from the start of its link's disable call ("revoke"). Right after
 	// each disable call returns, opens of that link are tried on every
 	// instance, back to back from fresh source addresses, until one is
 	// refused ("refuse": from the call's return to the refusal's arrival).
@@ -114,7 +114,17 @@ type SocketsConfig struct {
 	// RefuseWait bounds the wait for an open to be refused (Revoke). It
 	// defaults to 2 s.
 	RefuseWait time.Duration
+	// RevokeRate paces the disable calls (Revoke): link j's call starts
+	// j/RevokeRate seconds after the first, as owners acting one at a
+	// time would, each call on its own (a slow one delays no other). 0
+	// disables every link at the same instant: the stress case. The CLI
+	// defaults to DefaultRevokeRate.
+	RevokeRate float64
 }
+
+// DefaultRevokeRate is the CLI's default SocketsConfig.RevokeRate: 20
+// disables a second.
+const DefaultRevokeRate = 20
 
 func (c SocketsConfig) withDefaults() (SocketsConfig, error) {
 	switch {
@@ -128,6 +138,8 @@ func (c SocketsConfig) withDefaults() (SocketsConfig, error) {
 		return c, errors.New("loadtest: ws: Instances: only with minted links")
 	case c.Rate < 0 || math.IsNaN(c.Rate) || math.IsInf(c.Rate, 0):
 		return c, errors.New("loadtest: ws: Rate must be a number of at least 0")
+	case c.RevokeRate < 0 || math.IsNaN(c.RevokeRate) || math.IsInf(c.RevokeRate, 0):
+		return c, errors.New("loadtest: ws: RevokeRate must be a number of at least 0")
 	case c.Ramp < 0:
 		return c, errors.New("loadtest: ws: Ramp must not be negative")
 	case c.LinkCount < 0 || c.Devices < 0:
@@ -207,7 +219,11 @@ var defaultProperty = map[string]string{
 //   - "delivery": from a state message's ts (the time the device
 //     published the change, by its clock) to its arrival; meaningful when
 //     the device runs on the load generator's machine, as on loopback.
-//   - with Revoke, "revoke", "disable" and "refuse" (SocketsConfig.Revoke).
+//   - with Revoke, "revoke", "disable" and "refuse" (SocketsConfig.Revoke);
+//     and, from the gateways' own histograms summed over the instances,
+//     the info figures feed_lag, relink and close_write (p50 and p99, ms):
+//     the stages between a disable's publish and a session's close frame
+//     (see revokeStages).
 //
 // Counts: "session ok", "ack ok" or "ack <code>", "message <type>",
 // "close <code> <reason>" for closes by the server, "command unanswered"
@@ -945,12 +961,21 @@ func socketCanonical(v []byte) string {
 	return string(b)
 }
 
-// revoke disables every link at once and measures the closes and the
-// refusals (SocketsConfig.Revoke).
+// revoke disables every link, at RevokeRate or at once, and measures the
+// closes and the refusals (SocketsConfig.Revoke).
 func (s *Sockets) revoke(ctx context.Context, sink *Sink) {
+	stagesBefore := scrapeStages(ctx, s.bases)
 	var wg sync.WaitGroup
-	for _, l := range s.links {
+	t0 := time.Now()
+	for j, l := range s.links {
+		var due time.Time
+		if s.cfg.RevokeRate > 0 {
+			due = t0.Add(time.Duration(float64(j) / s.cfg.RevokeRate * float64(time.Second)))
+		}
 		wg.Go(func() {
+			if !socketSleep(ctx, due) {
+				return
+			}
 			start := time.Now()
 			l.disableStart.Store(start.UnixNano())
 			if _, err := s.client.DisableLink(ctx, l.id); err != nil {
@@ -973,6 +998,19 @@ func (s *Sockets) revoke(ctx context.Context, sink *Sink) {
 	if n := s.opened.Load() - s.closed.Load(); n > 0 {
 		sink.Count("unclosed", n)
 	}
+	time.Sleep(100 * time.Millisecond) // the last closes' observations
+	stagesAfter := scrapeStages(ctx, s.bases)
+	for _, st := range revokeStages {
+		for _, q := range []struct {
+			name string
+			q    float64
+		}{{"p50", 0.5}, {"p99", 0.99}} {
+			if v := histQuantile(stagesBefore, stagesAfter, st.metric, q.q); !math.IsNaN(v) {
+				s.setInfo(st.info+"_"+q.name+"_ms", v*1000)
+			}
+		}
+	}
+	s.setInfo("revoke_rate", s.cfg.RevokeRate)
 }
 
 // probeRefusal opens link l on base back to back, each time from a fresh

@@ -115,10 +115,10 @@ func TestSocketsEndToEnd(t *testing.T) {
 		t.Errorf("memory not sampled: %v", r.Info)
 	}
 
-	// The revocation, over both instances.
+	// The revocation, over both instances, the two disables 50 ms apart.
 	var ready bool
 	r, err = loadtest.RunRevocation(ctx, loadtest.Config{Target: env.urls[0], Connections: 8, Duration: time.Minute},
-		loadtest.SocketsConfig{APIKey: env.apiKey, LinkCount: 2, Instances: env.urls[1:], Settle: 100 * time.Millisecond,
+		loadtest.SocketsConfig{APIKey: env.apiKey, LinkCount: 2, Instances: env.urls[1:], Settle: 100 * time.Millisecond, RevokeRate: 20,
 			Ready: func(opened, failed int) { ready = opened == 8 && failed == 0 }})
 	if err != nil {
 		t.Fatal(err)
@@ -131,5 +131,13 @@ func TestSocketsEndToEnd(t *testing.T) {
 	}
 	if r.Counts["refused 410"] != 4 || r.Metrics["refuse"].Count != 4 || r.Metrics["disable"].Count != 2 {
 		t.Errorf("refusals: counts %v, metrics %v; want 2 links x 2 instances refused", r.Counts, r.Metrics)
+	}
+	if r.Counts["open after-disable"] != 0 {
+		t.Errorf("%d opens succeeded after their link's disable returned", r.Counts["open after-disable"])
+	}
+	for _, k := range []string{"feed_lag_p99_ms", "relink_p99_ms", "close_write_p99_ms"} {
+		if _, ok := r.Info[k]; !ok {
+			t.Errorf("no %s from the gateways' metrics: %v", k, r.Info)
+		}
 	}
 }

@@ -80,10 +80,17 @@ the API key (and deleted after), unless --links gives links.`,
 			metric:  "revoke",
 			help: `The revocation test: opens --connections device-page sessions on
 --link-count minted links (spread over the target and --instances on the
-same Redis), then disables every link through the owner API at once and
-times each session's close from its link's disable call ("revoke"), and
-the first refused open of each link after its call returned ("refuse").
-Each session opens once; the run ends when measured.`,
+same Redis), then disables every link through the owner API, --revoke-rate
+links a second (0: all at the same instant, the stress case), and times
+each session's close from its link's disable call ("revoke"), and the
+first refused open of each link after its call returned ("refuse"). The
+gateways' own stage histograms (feed lag, relink, close write) are read
+from their /metrics into the report's info. Each session opens once; the
+run ends when measured.
+
+  linkgate loadtest revoke --target http://127.0.0.1:8080 \
+      --instances http://127.0.0.1:8081 --connections 10000 \
+      --link-count 1000 --devices 10 --ramp 2000 --revoke-rate 20`,
 			flags: func(fs *flag.FlagSet, o *loadtestOptions) func(*loadtest.Config) (loadtest.Scenario, error) {
 				return socketsFlags(fs, o, true)
 			},
@@ -209,6 +216,7 @@ func socketsFlags(fs *flag.FlagSet, o *loadtestOptions, revoke bool) func(*loadt
 	if revoke {
 		fs.DurationVar(&sc.CloseWait, "close-wait", loadtest.DefaultSocketCloseWait, "bound on the wait for the sessions to close"+twin("close-wait"))
 		fs.DurationVar(&sc.RefuseWait, "refuse-wait", loadtest.DefaultSocketRefuseWait, "bound on the wait for an open to be refused"+twin("refuse-wait"))
+		fs.Float64Var(&sc.RevokeRate, "revoke-rate", loadtest.DefaultRevokeRate, "links disabled a second, one call each; 0: every link at the same instant"+twin("revoke-rate"))
 	}
 	return func(cfg *loadtest.Config) (loadtest.Scenario, error) {
 		sc.APIKey, sc.Links, sc.Instances, sc.Revoke = o.apiKey, links, instances, revoke
