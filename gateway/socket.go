@@ -17,6 +17,8 @@ import (
 // link as the session last saw it, the timer that closes the session when
 // the link closes by itself, and the closing handshake. The session's
 // writer goroutine owns every write; its reader goroutine owns every read.
+// A camera viewer's writer runs for the socket's life; a device page's
+// runs only while it has something to send (wsSession.kick).
 type socket struct {
 	srv    *Server
 	conn   wsConn
@@ -25,6 +27,9 @@ type socket struct {
 	device string        // the link's device when the socket opened; fixed
 	close  chan string   // a reason; the writer sends the closing
 	done   chan struct{} // closed when the reader has ended
+	// kick, if set, is called after a reason is sent on close: it starts
+	// the writer of a session whose writer runs on demand. Set before use.
+	kick func()
 
 	mu        sync.Mutex // guards link and timer (and what embedders say)
 	link      *tokens.Link
@@ -46,6 +51,9 @@ func (k *socket) shut(reason string) {
 	k.closeOnce.Do(func() {
 		k.shutAt = time.Now()
 		k.close <- reason
+		if k.kick != nil {
+			k.kick()
+		}
 	})
 }
 

@@ -106,9 +106,12 @@ func (s *Server) wsRoutes(l fiber.Router) {
 	//
 	// Writes take their buffer from a pool and give it back once the
 	// message is out, so an idle socket holds no write buffer (32 KiB each
-	// otherwise); reads go through a small buffer, larger frames straight
-	// into the message.
-	cfg := fiberws.Config{Origins: s.cfg.AllowedOrigins, ReadBufferSize: 1 << 10, WriteBufferSize: 32 << 10, WriteBufferPool: &sync.Pool{}}
+	// otherwise). Reads go through a buffer just large enough for a control
+	// frame (what the protocol reads whole), larger frames straight into
+	// the message: the socket reads through fasthttp's own connection
+	// buffer (Fiber's ReadBufferSize, held for the hijacked connection's
+	// life), so a second large one would only copy.
+	cfg := fiberws.Config{Origins: s.cfg.AllowedOrigins, ReadBufferSize: 256, WriteBufferSize: 32 << 10, WriteBufferPool: &sync.Pool{}}
 	l.Get("/ws", s.socketAuth(tokens.KindDevice, ""), fiberws.New(func(c *fiberws.Conn) {
 		s.runSession(c, c.Locals(localLink).(*tokens.Link), c.Locals(localSession).(string))
 	}, cfg))
@@ -184,31 +187,53 @@ func (s *Server) authorizeSocket(c *fiber.Ctx, kind tokens.Kind, level string) e
 // wsSession is one open device page: its socket, its emulator session, and
 // the queue between the device's changes and the writer.
 //
+// An idle page holds one goroutine, its reader: the writer is started when
+// there is something to send (a message, a ping, the closing) and ends
+// when there is nothing left, so that at most one writer runs at a time
+// and owns the socket's writes while it does. Pings come from a timer.
 // The queue is a slice, not a channel, so that an idle page holds no
 // buffer for it (a channel of 256 would be 6 KiB for each page).
 type wsSession struct {
 	*socket
-	emu  *emulator.Session
-	wake chan struct{} // signals the writer that outq or latest has entries
+	emu *emulator.Session
 
 	// Guarded by socket.mu, with the link:
 	hello   bool     // the hello is queued; changes may follow it
 	pending [][]byte // changes that came before the hello
 
-	qmu    sync.Mutex        // guards outq and latest; taken after socket.mu, never before
-	outq   [][]byte          // messages for the writer, in order; at most SendQueue
-	latest map[string][]byte // coalesced state messages by property, while the queue is full
+	qmu     sync.Mutex        // guards the fields below; taken after socket.mu, never before
+	outq    [][]byte          // messages for the writer, in order; at most SendQueue
+	latest  map[string][]byte // coalesced state messages by property, while the queue is full
+	ping    *time.Timer       // sets pingDue and kicks the writer; re-armed by the writer
+	pingDue bool              // the writer pings the page
+	kicked  bool              // there may be work the running writer has not looked at
+	writing bool              // a writer runs, or the session's writes are over
+	ended   bool              // the reader has ended: no writer starts any more
+	writers sync.WaitGroup    // the running writer, for the reader's end
 }
 
 // runSession serves one device socket until it closes.
 func (s *Server) runSession(conn wsConn, l *tokens.Link, sessionID string) {
 	s.wsWG.Add(1)
 	defer s.wsWG.Done()
-	ws := &wsSession{
-		socket: newSocket(s, conn, l, sessionID),
-		wake:   make(chan struct{}, 1),
-	}
-	ws.run(ws.writeLoop, func() { ws.serve(context.Background()) })
+	ws := &wsSession{socket: newSocket(s, conn, l, sessionID)}
+	ws.socket.kick = ws.kick
+	ws.qmu.Lock()
+	ws.ping = time.AfterFunc(s.cfg.WS.PingInterval, func() {
+		ws.qmu.Lock()
+		ws.pingDue = true
+		ws.qmu.Unlock()
+		ws.kick()
+	})
+	ws.qmu.Unlock()
+	ws.serve(context.Background())
+	close(ws.done)
+	ws.qmu.Lock()
+	ws.ended = true
+	ws.qmu.Unlock()
+	ws.writers.Wait()
+	ws.ping.Stop() // after the writers: they re-arm it
+	_ = ws.conn.Close()
 }
 
 // serve opens the session and reads the page's frames until it goes; a
@@ -278,37 +303,58 @@ func (s *Server) sendCommand(ctx context.Context, device string, cmd emulator.Co
 	return nil
 }
 
-// writeLoop owns the socket's writes: messages, pings, and the closing.
-func (ws *wsSession) writeLoop() {
-	ping := time.NewTicker(ws.srv.cfg.WS.PingInterval)
-	defer ping.Stop()
+// kick has the writer look at the queue, the ping and the closing: it
+// starts one unless one runs, in which case that one looks again before
+// it ends.
+func (ws *wsSession) kick() {
+	ws.qmu.Lock()
+	defer ws.qmu.Unlock()
+	ws.kicked = true
+	if ws.writing || ws.ended {
+		return
+	}
+	ws.writing = true
+	ws.writers.Add(1)
+	go ws.drain()
+}
+
+// drain owns the socket's writes while there is something to write:
+// messages, a ping, the closing. It ends when there is nothing left, or for
+// good once the session closes or a write fails (which ends the reader).
+func (ws *wsSession) drain() {
+	defer ws.writers.Done()
 	for {
 		select {
-		case <-ws.done:
-			return
-		case <-ws.wake:
-			// Queued messages are older than the coalesced ones: they go first.
-			ws.qmu.Lock()
-			queue, latest := ws.outq, ws.latest
-			ws.outq, ws.latest = nil, nil
-			ws.qmu.Unlock()
-			for _, b := range queue {
-				if ws.write(websocket.TextMessage, b) != nil {
-					return
-				}
-			}
-			for _, b := range latest {
-				if ws.write(websocket.TextMessage, b) != nil {
-					return
-				}
-			}
 		case reason := <-ws.close:
 			ws.finish(reason)
+			return // writing stays set: nothing is written after the closing
+		default:
+		}
+		ws.qmu.Lock()
+		if !ws.kicked {
+			ws.writing = false
+			ws.qmu.Unlock()
 			return
-		case <-ping.C:
-			if ws.ping() != nil {
+		}
+		// Queued messages are older than the coalesced ones: they go first.
+		queue, latest, ping, timer := ws.outq, ws.latest, ws.pingDue, ws.ping
+		ws.outq, ws.latest, ws.pingDue, ws.kicked = nil, nil, false, false
+		ws.qmu.Unlock()
+		for _, b := range queue {
+			if ws.write(websocket.TextMessage, b) != nil {
 				return
 			}
+		}
+		for _, b := range latest {
+			if ws.write(websocket.TextMessage, b) != nil {
+				return
+			}
+		}
+		if ping {
+			if ws.socket.ping() != nil {
+				return
+			}
+			timer.Reset(ws.srv.cfg.WS.PingInterval)
 		}
 	}
 }
@@ -330,17 +376,9 @@ func (ws *wsSession) enqueue(b []byte) bool {
 	}
 	ws.qmu.Unlock()
 	if !full {
-		ws.signal()
+		ws.kick()
 	}
 	return !full
-}
-
-// signal wakes the writer.
-func (ws *wsSession) signal() {
-	select {
-	case ws.wake <- struct{}{}:
-	default:
-	}
 }
 
 // sendHello queues the hello, with the link as it is now (an owner change
@@ -398,7 +436,7 @@ func (ws *wsSession) deliver(c emulator.Change) {
 		ws.latest[c.Property] = b
 	}
 	ws.qmu.Unlock()
-	ws.signal()
+	ws.kick()
 }
 
 // reasonFor maps why a link may not be used to the closing reason.
