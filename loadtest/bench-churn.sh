@@ -10,8 +10,9 @@
 # 127.x.y.z address: a session (POST /l/{token}/session), the stream socket,
 # read until the first fragment, leave. The gateway is sampled before the
 # first viewer, after every EVERY viewers (once those in flight have left
-# and 1 s has passed) and 5, 10 and 15 s after the last (the camera's
-# upstream stops 10 s after its last viewer). The table gives medians over
+# and 1 s has passed) and every 5 s for 30 s after the last (the camera's
+# upstream stops 10 s after its last viewer; the HTTP server's idle workers
+# end 10 to 20 s after their last connection). The table gives medians over
 # rounds.
 #
 # Needs ffmpeg and redis-server (apt-get install ffmpeg redis-server).
@@ -60,7 +61,7 @@ for r in $(seq 1 "$ROUNDS"); do
 	fi
 	sleep 2
 	"$work/viewers" -link "$link" -churn "$VIEWERS" -concurrency "$CONCURRENCY" -every "$EVERY" \
-		-pid "$gwpid" -redis "127.0.0.1:$rport" -settle 15s | tee "$work/churn-$r" >&2
+		-pid "$gwpid" -redis "127.0.0.1:$rport" -settle 30s | tee "$work/churn-$r" >&2
 	kill "$gwpid"; wait "$gwpid" 2>/dev/null || true
 	echo "round $r/$ROUNDS done" >&2
 done
