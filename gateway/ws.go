@@ -13,6 +13,7 @@ import (
 	"github.com/fasthttp/websocket"
 	"github.com/gofiber/fiber/v2"
 	fiberws "github.com/gofiber/websocket/v2"
+	"github.com/valyala/fasthttp"
 
 	"github.com/linkgate/linkgate/emulator"
 	"github.com/linkgate/linkgate/tokens"
@@ -82,6 +83,7 @@ type wsConn interface {
 const (
 	localLink    = "lg.link"
 	localSession = "lg.session"
+	localRequest = "lg.request" // the upgrade's *fasthttp.RequestCtx, for releaseRequest
 )
 
 var (
@@ -113,11 +115,27 @@ func (s *Server) wsRoutes(l fiber.Router) {
 	// life), so a second large one would only copy.
 	cfg := fiberws.Config{Origins: s.cfg.AllowedOrigins, ReadBufferSize: 256, WriteBufferSize: 32 << 10, WriteBufferPool: &sync.Pool{}}
 	l.Get("/ws", s.socketAuth(tokens.KindDevice, ""), fiberws.New(func(c *fiberws.Conn) {
+		releaseRequest(c)
 		s.runSession(c, c.Locals(localLink).(*tokens.Link), c.Locals(localSession).(string))
 	}, cfg))
 	l.Get("/live", s.socketAuth(tokens.KindCamera, tokens.LevelLive), fiberws.New(func(c *fiberws.Conn) {
+		releaseRequest(c)
 		s.runViewer(c, c.Locals(localLink).(*tokens.Link), c.Locals(localSession).(string))
 	}, cfg))
+}
+
+// releaseRequest lets the upgrade request go for the socket's life.
+// fasthttp keeps a hijacked connection's request context until the socket
+// handler returns, with the request's parsed headers, cookies and URI and
+// the 101 answer's headers (about 4 KiB a socket); by now the answer is
+// sent and the WebSocket middleware has copied what the socket reads
+// (locals, params, headers), so they are dropped, and fasthttp's pool gets
+// the context back with empty ones.
+func releaseRequest(c *fiberws.Conn) {
+	if rc, ok := c.Locals(localRequest).(*fasthttp.RequestCtx); ok {
+		rc.Request = fasthttp.Request{}
+		rc.Response = fasthttp.Response{}
+	}
 }
 
 // socketAuth admits a WebSocket for a link of the kind (and camera level):
@@ -181,6 +199,7 @@ func (s *Server) authorizeSocket(c *fiber.Ctx, kind tokens.Kind, level string) e
 	}
 	c.Locals(localLink, l)
 	c.Locals(localSession, session)
+	c.Locals(localRequest, c.Context())
 	return c.Next()
 }
 
@@ -238,35 +257,67 @@ func (s *Server) runSession(conn wsConn, l *tokens.Link, sessionID string) {
 
 // serve opens the session and reads the page's frames until it goes; a
 // session that cannot open says why and waits for the page to leave.
+//
+// The opening (Redis round trips, JSON) runs on a goroutine of its own
+// while the reader waits: the stack it needs goes with that goroutine, so
+// that an idle page's reader holds no more stack than its read needs.
 func (ws *wsSession) serve(ctx context.Context) {
+	var sub *emulator.Subscription
+	var ok bool
+	onFreshStack(func() { sub, ok = ws.open(ctx) })
+	if !ok {
+		ws.readFrames(ignoreFrame)
+		return
+	}
+	defer ws.end(ctx, sub)
+	ws.readFrames(func(typ int, frame []byte) { ws.handle(ctx, typ, frame) })
+}
+
+// open takes the session's place on the link, joins the open sessions and
+// the device's changes, and queues the hello. When the session cannot
+// open, it has undone what it did and shut the session with the reason.
+func (ws *wsSession) open(ctx context.Context) (*emulator.Subscription, bool) {
 	s, l := ws.srv, ws.link
 	if err := s.links.AcquireSession(ctx, l, ws.id); err != nil {
 		ws.shut(reasonFor(err))
-		ws.readFrames(ignoreFrame)
-		return
+		return nil, false
 	}
-	defer s.links.ReleaseSession(context.WithoutCancel(ctx), l.ID, ws.id)
-
 	dev, err := s.devices.GetAny(ctx, l.Device)
 	if err != nil {
+		_ = s.links.ReleaseSession(context.WithoutCancel(ctx), l.ID, ws.id)
 		ws.shut(emulator.ReasonDeleted)
-		ws.readFrames(ignoreFrame)
-		return
+		return nil, false
 	}
 	ws.emu = emulator.NewSession(ws.id, l.Permissions, dev, s.cfg.WS.Commands)
 	s.join(ctx, ws)
-	defer s.live.remove(ws)
 	sub, state, online, err := s.hub.Subscribe(ctx, dev.ID, ws.deliver)
 	if err != nil {
+		s.live.remove(ws)
+		_ = s.links.ReleaseSession(context.WithoutCancel(ctx), l.ID, ws.id)
 		ws.shut(emulator.ReasonUnavailable)
-		ws.readFrames(ignoreFrame)
-		return
+		return nil, false
 	}
-	defer s.hub.Unsubscribe(sub)
 	ws.sendHello(state, online)
 	ws.armTimer(s.cfg.Now())
-	defer ws.stopTimer()
-	ws.readFrames(func(typ int, frame []byte) { ws.handle(ctx, typ, frame) })
+	return sub, true
+}
+
+// end undoes open, once the page has gone.
+func (ws *wsSession) end(ctx context.Context, sub *emulator.Subscription) {
+	ws.stopTimer()
+	ws.srv.hub.Unsubscribe(sub)
+	ws.srv.live.remove(ws)
+	_ = ws.srv.links.ReleaseSession(context.WithoutCancel(ctx), ws.linkID, ws.id)
+}
+
+// onFreshStack runs f on a goroutine of its own and waits for it.
+func onFreshStack(f func()) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f()
+	}()
+	<-done
 }
 
 // handle answers one frame from the page.
