@@ -128,7 +128,21 @@ func (f liveFeed) Event(e tokens.Event) {
 	switch {
 	case e.Op == tokens.OpDevice:
 		go f.s.refreshDevice(e.Device)
-	case e.Link != (tokens.LinkID{}) && f.s.live.has(e.Link):
+	case e.Link == (tokens.LinkID{}) || !f.s.live.has(e.Link):
+	case e.Op == tokens.OpDisabled, e.Op == tokens.OpDeleted:
+		// The event says it all: the sessions close now, without reading
+		// the record again (which a quick enable may already have changed:
+		// the disable happened, and ends them all the same). shut never
+		// blocks.
+		reason := emulator.ReasonDisabled
+		if e.Op == tokens.OpDeleted {
+			reason = emulator.ReasonDeleted
+		}
+		for _, ls := range f.s.live.of(&e.Link) {
+			ls.shut(reason)
+		}
+		f.s.metrics.relink.Observe(time.Since(now).Seconds())
+	default:
 		go func() {
 			f.s.relink(e.Link)
 			f.s.metrics.relink.Observe(time.Since(now).Seconds())

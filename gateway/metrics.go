@@ -79,7 +79,7 @@ func newMetrics(reg *prometheus.Registry, s *Server) *metrics {
 	})
 	m.relink = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name:    "linkgate_relink_seconds",
-		Help:    "Link changes with open sessions here: from reading the feed event to the link's record read again and applied to each of them.",
+		Help:    "Link changes with open sessions here: from reading the feed event to each session told (closed at once for a disable or a delete; otherwise once the link's record is read again and applied).",
 		Buckets: stageBuckets,
 	})
 	m.closeWrite = prometheus.NewHistogram(prometheus.HistogramOpts{
