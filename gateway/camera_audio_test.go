@@ -3,12 +3,10 @@ package gateway_test
 import (
 	"bytes"
 	"context"
-	"net"
 	"net/http"
 	"testing"
 	"time"
 
-	"github.com/bluenviron/gortsplib/v4"
 	"github.com/bluenviron/gortsplib/v4/pkg/description"
 	"github.com/bluenviron/gortsplib/v4/pkg/format"
 	"github.com/pion/rtp"
@@ -16,42 +14,19 @@ import (
 
 // startG711Camera starts an RTSP camera with H.264 video (the demo clip at
 // 25 fps) and G.711 µ-law sound (silence, 20 ms a packet): sound that
-// fragmented MP4 in a browser cannot carry. It answers like skippingCamera,
-// whose handler it reuses.
+// fragmented MP4 in a browser cannot carry.
 func startG711Camera(t *testing.T) string {
 	t.Helper()
 	aus, sps, pps := loadDemoClip(t)
-	c := &skippingCamera{done: make(chan struct{})}
-	var ln net.Listener
-	c.srv = &gortsplib.Server{
-		Handler:     c,
-		RTSPAddress: "127.0.0.1:0",
-		Listen: func(network, address string) (net.Listener, error) {
-			l, err := net.Listen(network, address)
-			ln = l
-			return l, err
-		},
-	}
-	if err := c.srv.Start(); err != nil {
-		t.Fatal(err)
-	}
 	video := &format.H264{PayloadTyp: 96, PacketizationMode: 1, SPS: sps, PPS: pps}
 	videoMedia := &description.Media{Type: description.MediaTypeVideo, Formats: []format.Format{video}}
 	audio := &format.G711{PayloadTyp: 0, MULaw: true, SampleRate: 8000, ChannelCount: 1}
 	audioMedia := &description.Media{Type: description.MediaTypeAudio, Formats: []format.Format{audio}}
-	c.stream = &gortsplib.ServerStream{Server: c.srv, Desc: &description.Session{Medias: []*description.Media{videoMedia, audioMedia}}}
-	if err := c.stream.Initialize(); err != nil {
-		c.srv.Close()
-		t.Fatal(err)
-	}
 	enc, err := video.CreateEncoder()
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, stop := context.WithCancel(context.Background())
-	c.stop = stop
-	go func() {
-		defer close(c.done)
+	c := startTestCamera(t, "/g711", []*description.Media{videoMedia, audioMedia}, func(ctx context.Context, c *skippingCamera) {
 		silence := bytes.Repeat([]byte{0xff}, 160) // 20 ms at 8 kHz
 		tick := time.NewTicker(20 * time.Millisecond)
 		defer tick.Stop()
@@ -67,30 +42,25 @@ func startG711Camera(t *testing.T) string {
 				if err := c.stream.WritePacketRTPWithNTP(audioMedia, pkt, now); err != nil {
 					return
 				}
-				if n%2 == 0 { // a picture every 40 ms
-					f := n / 2
-					pkts, err := enc.Encode(aus[f%len(aus)])
-					if err != nil {
-						t.Errorf("RTP encoding: %v", err)
+				if n%2 != 0 {
+					continue
+				}
+				f := n / 2 // a picture every 40 ms
+				pkts, err := enc.Encode(aus[f%len(aus)])
+				if err != nil {
+					t.Errorf("RTP encoding: %v", err)
+					return
+				}
+				for _, p := range pkts {
+					p.Timestamp = uint32(f * 3600)
+					if err := c.stream.WritePacketRTPWithNTP(videoMedia, p, now); err != nil {
 						return
-					}
-					for _, p := range pkts {
-						p.Timestamp = uint32(f * 3600)
-						if err := c.stream.WritePacketRTPWithNTP(videoMedia, p, now); err != nil {
-							return
-						}
 					}
 				}
 			}
 		}
-	}()
-	t.Cleanup(func() {
-		c.stop()
-		<-c.done
-		c.stream.Close()
-		c.srv.Close()
 	})
-	return "rtsp://" + ln.Addr().String() + "/g711"
+	return c.url
 }
 
 // TestCameraBrowserAudioNote: a camera whose sound is G.711 plays as video

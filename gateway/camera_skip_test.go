@@ -41,37 +41,13 @@ type skippingCamera struct {
 func startSkippingCamera(t *testing.T) *skippingCamera {
 	t.Helper()
 	aus, sps, pps := loadDemoClip(t)
-	c := &skippingCamera{done: make(chan struct{})}
-	var ln net.Listener
-	c.srv = &gortsplib.Server{
-		Handler:     c,
-		RTSPAddress: "127.0.0.1:0",
-		Listen: func(network, address string) (net.Listener, error) {
-			l, err := net.Listen(network, address)
-			ln = l
-			return l, err
-		},
-	}
-	if err := c.srv.Start(); err != nil {
-		t.Fatal(err)
-	}
 	forma := &format.H264{PayloadTyp: 96, PacketizationMode: 1, SPS: sps, PPS: pps}
 	medi := &description.Media{Type: description.MediaTypeVideo, Formats: []format.Format{forma}}
-	c.stream = &gortsplib.ServerStream{Server: c.srv, Desc: &description.Session{Medias: []*description.Media{medi}}}
-	if err := c.stream.Initialize(); err != nil {
-		c.srv.Close()
-		t.Fatal(err)
-	}
 	enc, err := forma.CreateEncoder()
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.url = "rtsp://" + ln.Addr().String() + "/skip"
-
-	ctx, stop := context.WithCancel(context.Background())
-	c.stop = stop
-	go func() {
-		defer close(c.done)
+	return startTestCamera(t, "/skip", []*description.Media{medi}, func(ctx context.Context, c *skippingCamera) {
 		start := time.Now()
 		var ticks int64 // 90 kHz, from start
 		for n := 0; ; n++ {
@@ -95,6 +71,38 @@ func startSkippingCamera(t *testing.T) *skippingCamera {
 			c.sent.Add(1)
 			ticks += skipSteps[n%len(skipSteps)] * 3600
 		}
+	})
+}
+
+// startTestCamera serves medias at path on a real gortsplib server on a
+// loopback port, with publish running until the test ends.
+func startTestCamera(t *testing.T, path string, medias []*description.Media, publish func(context.Context, *skippingCamera)) *skippingCamera {
+	t.Helper()
+	c := &skippingCamera{done: make(chan struct{})}
+	var ln net.Listener
+	c.srv = &gortsplib.Server{
+		Handler:     c,
+		RTSPAddress: "127.0.0.1:0",
+		Listen: func(network, address string) (net.Listener, error) {
+			l, err := net.Listen(network, address)
+			ln = l
+			return l, err
+		},
+	}
+	if err := c.srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	c.stream = &gortsplib.ServerStream{Server: c.srv, Desc: &description.Session{Medias: medias}}
+	if err := c.stream.Initialize(); err != nil {
+		c.srv.Close()
+		t.Fatal(err)
+	}
+	c.url = "rtsp://" + ln.Addr().String() + path
+	ctx, stop := context.WithCancel(context.Background())
+	c.stop = stop
+	go func() {
+		defer close(c.done)
+		publish(ctx, c)
 	}()
 	t.Cleanup(func() {
 		c.stop()
