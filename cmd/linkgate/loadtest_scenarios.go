@@ -95,6 +95,7 @@ run ends when measured.
 				return socketsFlags(fs, o, true)
 			},
 		},
+		viewersScenario, // loadtest_viewers.go
 	}
 }
 

@@ -46,17 +46,6 @@ worker reconnects); open model: viewers arrive at --rate and watch for
 	flags: viewersFlags,
 }
 
-// init adds the scenario after the list of loadtest_scenarios.go, whose
-// init (an earlier file) sets the list.
-func init() {
-	for _, s := range loadtestScenarios {
-		if s.name == viewersScenario.name {
-			return
-		}
-	}
-	loadtestScenarios = append(loadtestScenarios, viewersScenario)
-}
-
 func viewersFlags(fs *flag.FlagSet, o *loadtestOptions) func(*loadtest.Config) (loadtest.Scenario, error) {
 	env := func(name string) string {
 		return " [" + envLoadtest + strings.ToUpper(strings.ReplaceAll(name, "-", "_")) + "]"
