@@ -108,6 +108,7 @@ func (hc *hlsClient) wait(t testing.TB, n int, within time.Duration) []hlsAU {
 	t.Helper()
 	waitFor(t, within, "access units over LL-HLS", func() bool {
 		select {
+		//lint:ignore SA1019 a check that must not block needs the channel; Wait2 blocks
 		case err := <-hc.c.Wait():
 			t.Fatalf("HLS client ended: %v", err)
 		default:
