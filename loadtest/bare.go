@@ -134,14 +134,10 @@ type baselineWorker struct {
 
 // Do implements Worker.
 func (w *baselineWorker) Do(ctx context.Context, op Op) error {
-	in, out, err := w.c.do(ctx, w.s.req, time.Now())
-	op.Sink.Bytes(in, out)
+	status, _, err := w.c.exchange(ctx, w.s.req, op)
 	if err != nil {
 		return err
 	}
-	op.Sink.Observe("latency", time.Since(op.Due))
-	status := w.c.resp.StatusCode()
-	op.Sink.Count(statusName(status), 1)
 	if status == http.StatusOK {
 		op.Sink.Count("ok baseline", 1)
 	} else {

@@ -184,6 +184,23 @@ func (c *httpConn) drop() {
 	}
 }
 
+// exchange sends req for op and records what every HTTP scenario records:
+// the bytes, the latency from op's due time as "latency", and "status N".
+// It returns the status, and the latency for a scenario that records it
+// under another name too; on an error nothing but the bytes is recorded.
+func (c *httpConn) exchange(ctx context.Context, req []byte, op Op) (status int, d time.Duration, err error) {
+	in, out, err := c.do(ctx, req, time.Now())
+	op.Sink.Bytes(in, out)
+	if err != nil {
+		return 0, 0, err
+	}
+	d = time.Since(op.Due)
+	op.Sink.Observe("latency", d)
+	status = c.resp.StatusCode()
+	op.Sink.Count(statusName(status), 1)
+	return status, d, nil
+}
+
 // do sends req and reads the answer into c.resp. It returns the bytes
 // received and sent. now is the caller's clock reading, to save one.
 func (c *httpConn) do(ctx context.Context, req []byte, now time.Time) (in, out int64, err error) {

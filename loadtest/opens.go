@@ -268,19 +268,14 @@ type opensWorker struct {
 // Do implements Worker.
 func (w *opensWorker) Do(ctx context.Context, op Op) error {
 	k := w.s.seq[op.Seq%int64(len(w.s.seq))]
-	in, out, err := w.c.do(ctx, w.s.reqs[k], time.Now())
-	op.Sink.Bytes(in, out)
+	status, d, err := w.c.exchange(ctx, w.s.reqs[k], op)
 	if err != nil {
 		return err
 	}
-	d := time.Since(op.Due)
 	names := w.s.names[k]
-	op.Sink.Observe("latency", d)
 	if w.perKind {
 		op.Sink.Observe(names.latency, d)
 	}
-	status := w.c.resp.StatusCode()
-	op.Sink.Count(statusName(status), 1)
 	switch {
 	case status == k.Status():
 		op.Sink.Count(names.ok, 1)

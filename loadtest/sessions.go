@@ -104,14 +104,10 @@ type sessionsWorker struct {
 
 // Do implements Worker.
 func (w *sessionsWorker) Do(ctx context.Context, op Op) error {
-	in, out, err := w.c.do(ctx, w.s.req, time.Now())
-	op.Sink.Bytes(in, out)
+	status, _, err := w.c.exchange(ctx, w.s.req, op)
 	if err != nil {
 		return err
 	}
-	op.Sink.Observe("latency", time.Since(op.Due))
-	status := w.c.resp.StatusCode()
-	op.Sink.Count(statusName(status), 1)
 	switch {
 	case status == http.StatusOK && len(w.c.resp.Header.PeekCookie(SessionCookie)) > 0:
 		op.Sink.Count("ok session", 1)
