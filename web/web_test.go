@@ -357,7 +357,7 @@ func TestLiveScript(t *testing.T) {
 		`role: "img"`,
 		"LG.onSet(",
 		"LG.render(",
-		"LG.reopen()",
+		"LG.closed(",
 		"LG.session()",
 		`LG.refuse("connection-lost"`,
 	} {
@@ -404,6 +404,14 @@ var cameraRetries = []string{"server-shutdown", "too-slow", "unavailable"}
 // end() has a case for each, or reconnects for it (retries).
 func checkCloseReasons(t *testing.T, name, js string, skip, retries []string) {
 	t.Helper()
+	// The script's end() hands the reason to LinkGate.closed in app.js,
+	// which shows the screens both live layers share: its cases count.
+	closed := closedFunc(t)
+	for _, want := range []string{"reopen();", `refuse("too-many-sessions"`} {
+		if !strings.Contains(closed, want) {
+			t.Errorf("app.js: closed() lacks %s", want)
+		}
+	}
 	at := strings.Index(js, "const CLOSE_REASONS = {")
 	if at < 0 {
 		t.Fatalf("%s has no CLOSE_REASONS", name)
@@ -429,13 +437,30 @@ func checkCloseReasons(t *testing.T, name, js string, skip, retries []string) {
 		if got[code] != reason {
 			t.Errorf("%s: CLOSE_REASONS[%d] = %q, want %q", name, code, got[code], reason)
 		}
-		if !strings.Contains(js, `case "`+reason+`":`) && !slices.Contains(retries, reason) {
+		handled := strings.Contains(js, `case "`+reason+`":`) || strings.Contains(closed, `case "`+reason+`":`)
+		if !handled && !slices.Contains(retries, reason) {
 			t.Errorf("%s: end() has no case for %q", name, reason)
 		}
 	}
 	if len(got) != want {
 		t.Errorf("%s: CLOSE_REASONS has %d codes, the protocol %d", name, len(got), want)
 	}
+}
+
+// closedFunc returns the body of app.js's closed(): what a live socket's
+// closing reason shows.
+func closedFunc(t *testing.T) string {
+	t.Helper()
+	app := readStatic(t, "app.js")
+	at := strings.Index(app, "function closed(reason, retry, busy) {")
+	if at < 0 {
+		t.Fatal("app.js has no closed(reason, retry, busy)")
+	}
+	body, _, ok := strings.Cut(app[at:], "\n  }\n")
+	if !ok {
+		t.Fatal("app.js: closed() does not end")
+	}
+	return body
 }
 
 // checkHooks: the script uses only the hooks app.js hands out on
@@ -511,10 +536,9 @@ func TestCameraScript(t *testing.T) {
 		`link.kind === "camera"`,
 		"LG.setLive(",
 		"LG.showApp()",
-		"LG.reopen()",
+		"LG.closed(",
 		"LG.session()",
 		`LG.refuse("connection-lost"`,
-		`LG.refuse("too-many-sessions"`,
 	} {
 		if !strings.Contains(js, want) {
 			t.Errorf("camera.js lacks %s", want)

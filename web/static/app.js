@@ -30,6 +30,8 @@
  *   showApp()              bring the app screen back (after a reconnect)
  *   refuse(code, opts)     show a refusal screen ("expired", "disabled", ...)
  *   reopen()               show the loading screen and open a new session
+ *   closed(reason, retry, busy)  show what a socket closing for reason means;
+ *                          false: the layer should reconnect by itself
  *   screen()               the name of the screen on show ("app", "loading", a code)
  *   backoff(n)             ms to wait before retry n: 0.5–1 s, 1–2 s, ... 15–30 s
  *   socketURL(name)        the ws(s):// URL of this link's socket ("ws", "live")
@@ -1166,6 +1168,37 @@
 
   const reopen = () => openSession({ quiet: false });
   const screen = () => current;
+
+  /** What a live layer's socket closing for reason means, the same for the
+   * device socket and the camera stream: the link's end shows its screen; a
+   * change only the server can explain (not open yet, outside the schedule,
+   * another device, live view taken away) opens a new session; too many
+   * sessions waits its turn and then runs retry, busy() giving the attempt.
+   * Returns false for the reasons the layer recovers from itself (shutdown,
+   * unavailable, too slow, a dropped network). */
+  function closed(reason, retry, busy) {
+    switch (reason) {
+      case "disabled":
+        refuse("disabled");
+        return true;
+      case "deleted":
+        refuse("not-found");
+        return true;
+      case "expired":
+        refuse("expired");
+        return true;
+      case "not-yet-active":
+      case "outside-schedule":
+      case "device-changed":
+      case "level-revoked":
+        reopen();
+        return true;
+      case "too-many-sessions":
+        refuse("too-many-sessions", { retry, retryAfter: backoff(2 + busy()) });
+        return true;
+    }
+    return false;
+  }
   window.LinkGate = Object.freeze({
     state,
     setValue,
@@ -1177,6 +1210,7 @@
     showApp,
     refuse,
     reopen,
+    closed,
     screen,
     backoff,
     socketURL,

@@ -981,31 +981,7 @@
   function end(reason) {
     teardown();
     if (view.fatal) return;
-    switch (reason) {
-      case "disabled":
-        LG.refuse("disabled");
-        break;
-      case "deleted":
-        LG.refuse("not-found");
-        break;
-      case "expired":
-        LG.refuse("expired");
-        break;
-      case "not-yet-active":
-      case "outside-schedule":
-      case "device-changed":
-      case "level-revoked":
-        // Ask the server: it says when the link opens again, hands out the
-        // link's new camera, or says that live view is no longer included.
-        LG.reopen();
-        break;
-      case "too-many-sessions":
-        LG.refuse("too-many-sessions", { retry: reconnect, retryAfter: backoff(2 + conn.busy++) });
-        break;
-      default:
-        // server-shutdown, unavailable, too-slow, a dropped network: try again.
-        lost();
-    }
+    if (!LG.closed(reason, reconnect, () => conn.busy++)) lost();
   }
 
   /** The connection is gone for no lasting reason: try again, with backoff. */

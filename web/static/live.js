@@ -15,7 +15,7 @@
  *                and device (controls may come or go, the time left may
  *                change); values are kept
  *   offline, online  the device-offline banner (controls off) and back
- *   closing      the screen for the reason (see end() below)
+ *   closing      the screen for the reason (LinkGate.closed in app.js)
  * Commands: at most one in flight per property; changes made meanwhile are
  * folded into the next one, so a held-down arrow key sends the last value,
  * not a flood. Each shows pending (spinner, dimmed), then done (a check) or
@@ -629,30 +629,7 @@
   /** The session ended: show what that means for the reason given. */
   function end(reason) {
     teardown();
-    switch (reason) {
-      case "disabled":
-        LG.refuse("disabled");
-        break;
-      case "deleted":
-        LG.refuse("not-found");
-        break;
-      case "expired":
-        LG.refuse("expired");
-        break;
-      case "not-yet-active":
-      case "outside-schedule":
-      case "device-changed":
-        // Ask the server: it says when the link opens again, or hands out
-        // the link's new device.
-        LG.reopen();
-        break;
-      case "too-many-sessions":
-        LG.refuse("too-many-sessions", { retry: reconnect, retryAfter: backoff(2 + conn.busy++) });
-        break;
-      default:
-        // server-shutdown, unavailable, too-slow, a dropped network: try again.
-        lost();
-    }
+    if (!LG.closed(reason, reconnect, () => conn.busy++)) lost();
   }
 
   /** The connection is gone for no lasting reason: try again, with backoff. */
