@@ -32,6 +32,8 @@
  *   reopen()               show the loading screen and open a new session
  *   closed(reason, retry, busy)  show what a socket closing for reason means;
  *                          false: the layer should reconnect by itself
+ *   sessionRefused(r, retry, lost, attempt)  show a refused new session (r
+ *                          from session()), retrying where it is worth it
  *   screen()               the name of the screen on show ("app", "loading", a code)
  *   backoff(n)             ms to wait before retry n: 0.5–1 s, 1–2 s, ... 15–30 s
  *   socketURL(name)        the ws(s):// URL of this link's socket ("ws", "live")
@@ -1199,6 +1201,28 @@
     }
     return false;
   }
+
+  /** What a live layer does when the new session it asked for was refused
+   * (r from session()): a lost connection shows the layer's lost(delay)
+   * screen and a busy server its refusal, both retrying after a wait,
+   * attempt() giving the attempt; the link's own refusal (disabled,
+   * expired, not open yet...) shows as it is. */
+  function sessionRefused(r, retry, lost, attempt) {
+    switch (r.code) {
+      case "connection-lost":
+        lost(backoff(attempt()));
+        break;
+      case "unavailable":
+      case "rate-limited": {
+        const wait = r.opts.retryAfter != null ? r.opts.retryAfter : backoff(attempt());
+        refuse(r.code, Object.assign({}, r.opts, { retry, retryAfter: wait }));
+        break;
+      }
+      default:
+        refuse(r.code, r.opts);
+    }
+  }
+
   window.LinkGate = Object.freeze({
     state,
     setValue,
@@ -1211,6 +1235,7 @@
     refuse,
     reopen,
     closed,
+    sessionRefused,
     screen,
     backoff,
     socketURL,

@@ -680,20 +680,7 @@
       connect();
       return;
     }
-    switch (r.code) {
-      case "connection-lost":
-        connectionLost(backoff(conn.failures++));
-        break;
-      case "unavailable":
-      case "rate-limited": {
-        const wait = r.opts.retryAfter != null ? r.opts.retryAfter : backoff(conn.failures++);
-        LG.refuse(r.code, Object.assign({}, r.opts, { retry: reconnect, retryAfter: wait }));
-        break;
-      }
-      default:
-        // The link itself refuses now (disabled, expired, not open yet...).
-        LG.refuse(r.code, r.opts);
-    }
+    LG.sessionRefused(r, reconnect, connectionLost, () => conn.failures++);
   }
 
   // ---------- Start ----------
