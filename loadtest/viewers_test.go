@@ -11,11 +11,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/linkgate/linkgate/gateway"
 	"github.com/linkgate/linkgate/gateway/ownerapi"
 	"github.com/linkgate/linkgate/media/democam"
 	"github.com/linkgate/linkgate/tokens"
-	"github.com/linkgate/linkgate/tokens/redistest"
 )
 
 // cameraTarget is a real gateway on loopback, on a real redis-server, with
@@ -33,43 +31,8 @@ func startCameraTarget(t *testing.T) cameraTarget {
 	}
 	t.Cleanup(func() { cam.Close() })
 
-	rdb := redistest.Start(t).Client(t)
-	keys, err := tokens.ParseKeys("1:" + tokens.NewSecret())
-	if err != nil {
-		t.Fatal(err)
-	}
-	ring, err := tokens.NewKeyRing(keys...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	base := "http://" + ln.Addr().String()
-	srv, err := gateway.New(gateway.Config{Keys: ring, PublicURL: base, Logger: quiet}, rdb)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, ln, 5*time.Second) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-	})
-	select {
-	case <-srv.Feed().Ready():
-	case <-time.After(10 * time.Second):
-		t.Fatal("the gateway's feed never became ready")
-	}
-	_, key, err := gateway.NewOwners(rdb).Create(context.Background(), "loadtest")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cameraTarget{url: base, apiKey: key, rtsp: cam.URL()}
+	edge := startEdge(t, nil)
+	return cameraTarget{url: edge.url, apiKey: edge.apiKey, rtsp: cam.URL()}
 }
 
 // A few viewers of a link the scenario mints itself, for a few seconds:
