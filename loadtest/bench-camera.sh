@@ -34,39 +34,23 @@ WINDOW=${WINDOW:-20}
 SETTLE=${SETTLE:-3}
 JOINERS=${JOINERS:-20}
 LOCK=${LOCK:-/tmp/bench.lock}
-work=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# shellcheck source=loadtest/bench-lib.sh
+. loadtest/bench-lib.sh
 rport=$(free_port); gport=$(free_port); cport=$(free_port)
 
-go build -o "$work/linkgate" ./cmd/linkgate
-go build -o "$work/viewers" ./loadtest/viewers
+start_clip_camera "$cport"
 
-# The camera: 10 s of 720p25 at 2 Mbit/s, an access unit delimiter before
-# each frame and SPS/PPS before each IDR, as loadtest/viewers -serve-clip wants.
-ffmpeg -loglevel error -f lavfi -i testsrc2=size=1280x720:rate=25 -t 10 \
-	-c:v libx264 -preset veryfast -profile:v high -pix_fmt yuv420p -g 50 -keyint_min 50 -sc_threshold 0 -bf 0 \
-	-b:v 2M -maxrate 2M -bufsize 1M -x264-params aud=1:repeat-headers=1 -f h264 "$work/clip.h264"
-"$work/viewers" -serve-clip "$work/clip.h264" -rtsp-addr "127.0.0.1:$cport" 2>"$work/camera.log" &
-until grep -q serving "$work/camera.log"; do sleep 0.1; done
+start_redis "$rport"
 
-redis-server --port "$rport" --bind 127.0.0.1 --save '' --appendonly no --dir "$work" >"$work/redis.log" 2>&1 &
-until redis-cli -p "$rport" ping >/dev/null 2>&1; do sleep 0.1; done
-
-keys="1:$(head -c 32 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')"
-apikey=$("$work/linkgate" owner create bench --redis "redis://127.0.0.1:$rport" | awk '/^owner api key:/ {print $4}')
-"$work/linkgate" serve --addr "127.0.0.1:$gport" --redis "redis://127.0.0.1:$rport" \
-	--keys "$keys" --log-level warn >"$work/gw.out" 2>"$work/gw.log" &
-until curl -fs "http://127.0.0.1:$gport/readyz" >/dev/null; do sleep 0.1; done
+keys=$(new_keys)
+apikey=$(owner_key "$rport")
+start_gateway "$gport" "$rport" "$keys" "$work/gw.log"
 target="http://127.0.0.1:$gport"
 api=(--server "$target" --api-key "$apikey")
 # One camera and link for every run, so that every run finds the same
 # upstream; the scenario could also mint its own (--rtsp with an API key).
-camera=$("$work/linkgate" camera create --name Bench --url "rtsp://127.0.0.1:$cport/cam" --json "${api[@]}" |
-	python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
-link=$("$work/linkgate" link create --device "$camera" --camera live --json "${api[@]}" |
-	python3 -c 'import json,sys; print(json.load(sys.stdin)["url"])')
+link=$(camera_link "$cport" "${api[@]}")
 
 lt=("$work/linkgate" loadtest viewers --target "$target" --link "$link" --quiet)
 

@@ -26,25 +26,16 @@ ROUNDS=${ROUNDS:-5}
 DURATION=${DURATION:-6s}
 CONNECTIONS=${CONNECTIONS:-32}
 RATE=${RATE:-}
-work=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# shellcheck source=loadtest/bench-lib.sh
+. loadtest/bench-lib.sh
 rport=$(free_port); gport=$(free_port); bport=$(free_port)
-
-go build -o "$work/linkgate" ./cmd/linkgate
-
-redis-server --port "$rport" --bind 127.0.0.1 --save '' --appendonly no --dir "$work" >"$work/redis.log" 2>&1 &
-until redis-cli -p "$rport" ping >/dev/null 2>&1; do sleep 0.1; done
+start_redis "$rport"
 
 # A plain gateway: no demo fleet or camera in the measured process. The
 # owner is made the way an operator would; the tool mints the links.
-keys="1:$(head -c 32 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')"
-apikey=$("$work/linkgate" owner create bench --redis "redis://127.0.0.1:$rport" | awk '/^owner api key:/ {print $4}')
-"$work/linkgate" serve --addr "127.0.0.1:$gport" --redis "redis://127.0.0.1:$rport" \
-	--keys "$keys" --log-level warn >"$work/gw.out" 2>"$work/gw.log" &
+apikey=$(owner_key "$rport")
+start_gateway "$gport" "$rport" "$(new_keys)" "$work/gw.log"
 "$work/linkgate" loadtest baseline --addr "127.0.0.1:$bport" >"$work/bare.log" 2>&1 &
-until curl -fs "http://127.0.0.1:$gport/readyz" >/dev/null; do sleep 0.1; done
 until curl -fs "http://127.0.0.1:$bport/l/x" >/dev/null; do sleep 0.1; done
 
 gw="http://127.0.0.1:$gport"

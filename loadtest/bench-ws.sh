@@ -41,11 +41,8 @@ REVOKE_RATE=${REVOKE_RATE:-20}
 STRESS_LINKS=${STRESS_LINKS:-100}
 CMD_SECONDS=${CMD_SECONDS:-20}
 ulimit -n "$(ulimit -Hn)"
-work=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"' EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-go build -o "$work/linkgate" ./cmd/linkgate
+# shellcheck source=loadtest/bench-lib.sh
+. loadtest/bench-lib.sh
 
 # up N: a fresh redis-server, N gateways on it, the device fleet; sets
 # rport, gw (base URLs), gwpid, apikey.
@@ -54,7 +51,7 @@ up() {
 	redis-server --port "$rport" --bind 127.0.0.1 --save '' --appendonly no --dir "$work" >"$work/redis.log" 2>&1 &
 	until redis-cli -p "$rport" ping >/dev/null 2>&1; do sleep 0.1; done
 	local redis="redis://127.0.0.1:$rport" keys out owner
-	keys="1:$(head -c 32 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')"
+	keys=$(new_keys)
 	out=$("$work/linkgate" owner create bench --redis "$redis")
 	apikey=$(awk '/^owner api key:/ {print $4}' <<<"$out")
 	owner=$(awk '/^owner id:/ {print $3}' <<<"$out")
