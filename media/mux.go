@@ -38,7 +38,11 @@ const (
 	// audioTimeout: an audio track is put into a new init segment only if
 	// the camera sent audio within this much video time, so that a camera
 	// that announces audio and sends none (or stops) does not stall the
-	// browser, which plays only what every track has buffered.
+	// browser, which plays only what every track has buffered. The first
+	// keyframe of a session goes out at once, so when a camera's first
+	// audio comes after it, that first group of pictures is video only and
+	// the next keyframe's init segment adds the audio (the page starts its
+	// player again). Holding that one keyframe for audio would avoid it.
 	audioTimeout = 2 * videoTimescale
 	// maxAudioPending bounds the audio samples waiting for the next video
 	// fragment.

@@ -487,20 +487,9 @@ func (tc *testCam) publish(ctx context.Context, stream *gortsplib.ServerStream, 
 			p.SequenceNumber = vseq
 			vseq++
 		}
-		write(video, pkts...)
-		if tc.opts.garbage && n%5 == 2 {
-			bad := garbage[(n/5)%int64(len(garbage))]
-			write(video, &rtp.Packet{
-				Header: rtp.Header{
-					Version: 2, PayloadType: 96, SequenceNumber: vseq,
-					Timestamp: pkts[0].Timestamp, Marker: true,
-				},
-				Payload: bad,
-			})
-			vseq++
-		}
-
-		// Audio up to the video's time.
+		// Audio up to the end of this frame, sent before it: the first
+		// packets of a session are audio, so a muxer sees sound before the
+		// first keyframe (see the note on the first keyframe in mux.go).
 		now := (n + 1) * 48000 / testFPS
 		switch {
 		case aacEnc != nil:
@@ -523,6 +512,19 @@ func (tc *testCam) publish(ctx context.Context, stream *gortsplib.ServerStream, 
 				p.Timestamp = uint32(rtpBase + audioN*960)
 				write(audio, p)
 			}
+		}
+
+		write(video, pkts...)
+		if tc.opts.garbage && n%5 == 2 {
+			bad := garbage[(n/5)%int64(len(garbage))]
+			write(video, &rtp.Packet{
+				Header: rtp.Header{
+					Version: 2, PayloadType: 96, SequenceNumber: vseq,
+					Timestamp: pkts[0].Timestamp, Marker: true,
+				},
+				Payload: bad,
+			})
+			vseq++
 		}
 
 		select {
