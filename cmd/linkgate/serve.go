@@ -33,6 +33,7 @@ type serveConfig struct {
 	shutdownTimeout time.Duration
 	logLevel        string
 	logFormat       string
+	debugAddr       string
 	demo            bool
 }
 
@@ -149,6 +150,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		"create a demo owner, devices and link and print them (always on without --redis) [LINKGATE_DEMO]")
 	fs.StringVar(&cfg.logLevel, "log-level", envString("LINKGATE_LOG_LEVEL", "info"), "debug, info, warn or error [LINKGATE_LOG_LEVEL]")
 	fs.StringVar(&cfg.logFormat, "log-format", envString("LINKGATE_LOG_FORMAT", "text"), "text or json [LINKGATE_LOG_FORMAT]")
+	fs.StringVar(&cfg.debugAddr, "debug-addr", envString("LINKGATE_DEBUG_ADDR", ""),
+		"serve Go's profiles (/debug/pprof/) on this loopback address, e.g. 127.0.0.1:6060; off when empty [LINKGATE_DEBUG_ADDR]")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -253,6 +256,13 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io.Wri
 		warnIfVolatile(ctx, rdb, log)
 	}
 
+	if cfg.debugAddr != "" {
+		stop, err := serveDebug(cfg.debugAddr, log)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	ln, err := net.Listen("tcp", cfg.addr)
 	if err != nil {
 		return err
