@@ -92,6 +92,11 @@ func TestTrustedProxy(t *testing.T) {
 		want(t, call(t, "GET", proxied.url+"/l/x", "", nil, "X-Forwarded-For", ip), http.StatusNotFound)
 	}
 	want(t, call(t, "GET", proxied.url+"/l/x", "", nil, "X-Forwarded-For", "203.0.113.1"), http.StatusTooManyRequests)
+	// IPv6 clients are counted by /64: one subscriber's addresses share a
+	// budget, the next /64 has its own.
+	want(t, call(t, "GET", proxied.url+"/l/x", "", nil, "X-Forwarded-For", "2001:db8:1:2::1"), http.StatusNotFound)
+	want(t, call(t, "GET", proxied.url+"/l/x", "", nil, "X-Forwarded-For", "2001:db8:1:2:ffff::7"), http.StatusTooManyRequests)
+	want(t, call(t, "GET", proxied.url+"/l/x", "", nil, "X-Forwarded-For", "2001:db8:1:3::1"), http.StatusNotFound)
 	// Without trust the header is ignored: the peer is the client.
 	want(t, call(t, "GET", direct.url+"/l/x", "", nil, "X-Forwarded-For", "203.0.113.1"), http.StatusNotFound)
 	want(t, call(t, "GET", direct.url+"/l/x", "", nil, "X-Forwarded-For", "203.0.113.2"), http.StatusTooManyRequests)

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"net"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -69,13 +70,31 @@ func (s *Server) refuseOpen(c *fiber.Ctx, err error) error {
 	return pe
 }
 
-// clientKey is the client's address for rate limits: the peer's IP bytes,
-// or, behind trusted proxies, the address they forward.
+// clientKey is the client's address for rate limits: the peer's IP, or,
+// behind trusted proxies, the address they forward; see limitKey.
 func (s *Server) clientKey(c *fiber.Ctx) []byte {
 	if len(s.cfg.TrustedProxies) > 0 {
-		return []byte(c.IP())
+		ip := c.IP()
+		if parsed := net.ParseIP(ip); parsed != nil {
+			return limitKey(parsed)
+		}
+		return []byte(ip)
 	}
-	return c.Context().RemoteIP()
+	return limitKey(c.Context().RemoteIP())
+}
+
+// limitKey is the part of a client address that rate limits count: the
+// whole of an IPv4 address, the /64 prefix of an IPv6 one. One IPv6
+// subscriber is usually handed a /64 or more, so counting single IPv6
+// addresses would give each of them 2^64 budgets.
+func limitKey(ip net.IP) []byte {
+	if v4 := ip.To4(); v4 != nil {
+		return v4
+	}
+	if len(ip) == net.IPv6len {
+		return ip[:8]
+	}
+	return ip
 }
 
 // openSession exchanges a link token for a session: it counts a use, logs the

@@ -19,7 +19,8 @@ type RateLimit struct {
 // bucket is about 160 bytes, so 10 MiB a limiter at most).
 const maxLimiterClients = 1 << 16
 
-// ipLimiter keeps one token bucket per client IP, in shards so that
+// ipLimiter keeps one token bucket per client (IP, or IPv6 /64: see
+// limitKey), in shards so that
 // concurrent requests from different IPs rarely share a lock. A bucket idle
 // long enough to be full again is worth no more than none: such buckets are
 // dropped by sweep, and by a shard itself when it takes a new IP and has
