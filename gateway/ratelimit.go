@@ -19,9 +19,9 @@ type RateLimit struct {
 // bucket is about 160 bytes, so 10 MiB a limiter at most).
 const maxLimiterClients = 1 << 16
 
-// ipLimiter keeps one token bucket per client (IP, or IPv6 /64: see
-// limitKey), in shards so that
-// concurrent requests from different IPs rarely share a lock. A bucket idle
+// ipLimiter keeps one token bucket per client (an IP, or an IPv6 /64: see
+// limitKey), in shards so that concurrent requests from different clients
+// rarely share a lock. A bucket idle
 // long enough to be full again is worth no more than none: such buckets are
 // dropped by sweep, and by a shard itself when it takes a new IP and has
 // not looked for that long. A shard holding its share of the bound, none of
