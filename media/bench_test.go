@@ -78,7 +78,7 @@ func BenchmarkMuxFrame(b *testing.B) {
 	b.ReportAllocs()
 	i := 0
 	for b.Loop() {
-		if _, err := m.video(c.aus[i%len(c.aus)], int64(i)*3600, time.Time{}); err != nil {
+		if _, _, err := m.video(c.aus[i%len(c.aus)], int64(i)*3600, time.Time{}); err != nil {
 			b.Fatal(err)
 		}
 		i++

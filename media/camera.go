@@ -275,26 +275,41 @@ func (c *camera) handle(ev upstreamEvent) {
 		c.mux.startSession(ev.tracks)
 		c.hlsSession()
 	case evVideo:
-		var f *fragment
+		var held, f *fragment
 		err := guard(func() (err error) {
-			f, err = c.mux.video(ev.au, ev.pts, ev.in)
+			held, f, err = c.mux.video(ev.au, ev.pts, ev.in)
 			return err
 		})
 		if err != nil {
 			c.stats.resyncs.Add(1)
 			c.checkPanic(err)
 		}
+		c.publish(held)
 		c.publish(f)
 		c.hlsVideo()
 	case evAudio:
-		err := guard(func() error { return c.mux.audioUnits(ev.au, ev.pts) })
+		var held *fragment
+		err := guard(func() (err error) {
+			held, err = c.mux.audioUnits(ev.au, ev.pts)
+			return err
+		})
 		if err != nil {
 			c.stats.decodeErrors.Add(1)
 			c.checkPanic(err)
 		}
+		c.publish(held)
 		c.hlsAudio()
 	case evVideoGap:
 		c.stats.resyncs.Add(1)
+		// A held keyframe is whole: it goes out, and what follows it waits
+		// for the next keyframe.
+		var held *fragment
+		err := guard(func() (err error) {
+			held, err = c.mux.release()
+			return err
+		})
+		c.checkPanic(err)
+		c.publish(held)
 		c.mux.resync()
 	case evDown:
 		c.mux.resync()

@@ -74,6 +74,12 @@
 // The audio track is in an init segment only if the camera has sent audio in
 // the last 2 s of video, so that a camera that announces audio and sends
 // none still plays (a browser plays only what every track has buffered).
+// When a camera announces audio and none has come by an upstream session's
+// first keyframe, that one keyframe waits for the first audio or the next
+// video access unit, whichever comes first: so the first init segment has
+// the audio track whenever audio flows (no video-only start and new init
+// segment at the next keyframe), and a camera whose audio never comes
+// starts at most one frame interval later. No other frame waits.
 //
 // # LL-HLS, for browsers without Media Source Extensions
 //

@@ -404,8 +404,11 @@ func layoutOf(tr *tracks) string {
 	return l
 }
 
-// start makes a new instance for tr, replacing the current one. Camera
-// goroutine only.
+// start makes a new instance for tr, replacing the current one. Its
+// tracks are the session's, from the SDP, not the ones that have sent
+// media: a camera whose first audio comes after its first keyframe gets no
+// new init file here (the fMP4 path holds that keyframe instead, mux.go).
+// Camera goroutine only.
 func (o *hlsOutput) start(tr *tracks) {
 	o.stop()
 	inst := &hlsInstance{layout: layoutOf(tr)}

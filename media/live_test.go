@@ -212,9 +212,56 @@ func TestLiveSilentAudioTrack(t *testing.T) {
 	m, _ := newTestManager(t, Config{})
 	_, r := watch(t, m, "cam", cam.source())
 	r.waitFragments(20, 10*time.Second)
-	s := checkStream(t, r.snapshot())
+	items := r.snapshot()
+	s := checkStream(t, items)
 	if len(s.lastInit.Tracks) != 1 {
 		t.Errorf("init has %d tracks, want video only", len(s.lastInit.Tracks))
+	}
+	// The first keyframe waited for the audio only until the next frame
+	// came, 1/25 s later (the bound leaves room for a loaded machine).
+	for _, it := range items {
+		if it.typ != "fragment" {
+			continue
+		}
+		if it.in.IsZero() || it.muxed.IsZero() {
+			t.Fatalf("the first fragment is not a live one")
+		}
+		if d := it.muxed.Sub(it.in); d > 500*time.Millisecond {
+			t.Errorf("the first keyframe went out %v after its first packet came", d)
+		}
+		break
+	}
+}
+
+// A camera whose first audio comes after the first keyframe a session gets
+// (lateAudio): that keyframe waits for the audio (see mux.go), so the first
+// init segment has both tracks and no other follows: a browser does not
+// start video only and then start again.
+func TestLiveAudioAfterFirstKeyframe(t *testing.T) {
+	t.Parallel()
+	cam := startCam(t, camOpts{audio: "aac", lateAudio: true})
+	m, _ := newTestManager(t, Config{})
+	_, r := watch(t, m, "cam", cam.source())
+	r.waitFragments(60, 10*time.Second) // keyframes at 0, 25 and 50
+	items := r.snapshot()
+	s := checkStream(t, items)
+	if items[1].typ != "init" {
+		t.Fatalf("the second message is %s, want init", items[1].typ)
+	}
+	if n := len(items[1].init.Tracks); n != 2 {
+		t.Errorf("the first init segment has %d tracks, want video and audio", n)
+	}
+	keys := 0
+	for _, it := range items {
+		if it.typ == "fragment" && it.key() {
+			keys++
+		}
+	}
+	if s.inits != 1 || keys < 3 {
+		t.Errorf("%d init segments over %d keyframes, want 1", s.inits, keys)
+	}
+	if s.audioSamples < s.fragments {
+		t.Errorf("%d audio samples in %d fragments", s.audioSamples, s.fragments)
 	}
 }
 

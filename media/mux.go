@@ -38,11 +38,12 @@ const (
 	// audioTimeout: an audio track is put into a new init segment only if
 	// the camera sent audio within this much video time, so that a camera
 	// that announces audio and sends none (or stops) does not stall the
-	// browser, which plays only what every track has buffered. The first
-	// keyframe of a session goes out at once, so when a camera's first
-	// audio comes after it, that first group of pictures is video only and
-	// the next keyframe's init segment adds the audio (the page starts its
-	// player again). Holding that one keyframe for audio would avoid it.
+	// browser, which plays only what every track has buffered. A session's
+	// first keyframe that comes before any audio is held until audio comes
+	// or the next video unit does (see muxer.held), so that its init
+	// segment has the audio track whenever audio flows, instead of a first
+	// group of pictures of video only and a new init segment (the page
+	// starting its player again) at the next keyframe.
 	audioTimeout = 2 * videoTimescale
 	// maxAudioPending bounds the audio samples waiting for the next video
 	// fragment.
@@ -101,8 +102,10 @@ type fragment struct {
 	init *initSegment // the init segment the fragment belongs to
 	dts  int64        // decode time of the video sample, 90 kHz
 	in   time.Time    // when the video unit's first RTP packet was read; may be zero
-	// muxed is when the fragment was made, right after its video unit was
-	// complete.
+	// muxed is when the fragment was made: right after its video unit was
+	// complete, or, for a keyframe held for audio (muxer.held), when the
+	// hold ended. The hold is thus in the latency measured from in, not in
+	// the part measured from muxed.
 	muxed time.Time
 }
 
@@ -141,7 +144,10 @@ type dtsExtractor interface {
 // fragment: its duration, which only the next unit's decode time will tell,
 // is estimated (frameEstimate), and the next fragment's decode time is that
 // unit's own, so the timeline stays the camera's. Audio samples are muxed
-// into the next video fragment (a second traf), never sent alone.
+// into the next video fragment (a second traf), never sent alone. The one
+// exception to "at once" is a session's first keyframe when the camera
+// announces audio and none has come yet: it is held, at most until the next
+// video unit (see held).
 type muxer struct {
 	// Camera timeline, kept across sessions.
 	seq        uint32              // mfhd sequence number of the last fragment
@@ -164,6 +170,21 @@ type muxer struct {
 	audio     []audioSample
 	audioSeen bool  // the session has sent audio
 	audioAt   int64 // camera video time when audio last arrived
+
+	// held is the session's first keyframe, held back because the camera
+	// announces audio and had sent none when it came: it goes out when the
+	// first audio comes (audioUnits), so that its init segment carries the
+	// audio track and viewers are not given a video-only start and then a
+	// new init segment at the next keyframe; or, should the audio not come
+	// first, when the next video unit does (video), with a video-only init
+	// segment as before. So a camera whose announced audio never comes
+	// starts at most one frame interval later. Only that one keyframe is
+	// ever held (awaitAudio), never a later frame, and it goes out as it
+	// would have at once: with the estimated duration, the audio that came
+	// meanwhile, its own decode time. Its fragment keeps the time its first
+	// RTP packet was read, so the added-latency metric counts the hold.
+	held       *videoSample
+	awaitAudio bool // the session's first keyframe, which may be held, is yet to come
 
 	// What the last call of video or audioUnits accepted, on the camera
 	// timeline, for the LL-HLS muxer (hls.go); each call resets its own.
@@ -189,6 +210,7 @@ func (m *muxer) startSession(tr *tracks) {
 	m.norm = normalizer{codec: tr.video}
 	m.norm.setParams(tr.vps, tr.sps, tr.pps)
 	m.audioSeen = false
+	m.awaitAudio = tr.audio != audioNone
 	if tr.audio != audioNone && tr.audioRate != m.audioRate {
 		m.audioRate = tr.audioRate
 		m.audioNext = 0
@@ -198,11 +220,30 @@ func (m *muxer) startSession(tr *tracks) {
 // resync waits for the next keyframe. It is called after lost packets and
 // undecodable data, and after a panic of the codec libraries, which may
 // have left the session's state half-updated. Audio waiting for the next
-// video fragment is dropped: none is accepted until video is back either.
+// video fragment is dropped, and so is a held keyframe (release it first
+// to keep it): none is accepted until video is back either.
 func (m *muxer) resync() {
 	m.dropAudio()
+	m.held = nil
 	m.synced = false
 	m.dts = nil
+}
+
+// release sends the held keyframe out, if there is one, as it would have
+// gone out at once: with the estimated duration, and with the audio
+// received since.
+func (m *muxer) release() (*fragment, error) {
+	p := m.held
+	if p == nil {
+		return nil, nil
+	}
+	m.held = nil
+	f, err := m.emit(p, m.frameEstimate())
+	if err != nil {
+		m.resync()
+		return nil, err
+	}
+	return f, nil
 }
 
 func (m *muxer) dropAudio() {
@@ -244,14 +285,25 @@ func (m *muxer) frameEstimate() int64 {
 }
 
 // video takes one access unit of the session with its presentation time
-// (90 kHz, session timeline) and the time its first RTP packet was read,
-// and returns its fragment, if it goes out (nothing goes out before the
-// first keyframe, or after a resync before the next one). An error means
-// the unit was unusable: the muxer has resynced.
-func (m *muxer) video(au [][]byte, pts int64, in time.Time) (*fragment, error) {
+// (90 kHz, session timeline) and the time its first RTP packet was read.
+// It returns the held keyframe, if there was one (the unit ends the hold,
+// whatever becomes of it), and then the unit's fragment, if it goes out:
+// nothing goes out before the first keyframe, or after a resync before the
+// next one, and the session's first keyframe may be held (see held). An
+// error means the unit was unusable: the muxer has resynced.
+func (m *muxer) video(au [][]byte, pts int64, in time.Time) (held, f *fragment, err error) {
 	if m.tr == nil {
-		return nil, errSessionFormat
+		return nil, nil, errSessionFormat
 	}
+	if held, err = m.release(); err != nil {
+		return nil, nil, err
+	}
+	f, err = m.accept(au, pts, in)
+	return held, f, err
+}
+
+// accept is video for one unit, with nothing held.
+func (m *muxer) accept(au [][]byte, pts int64, in time.Time) (*fragment, error) {
 	nau, key, err := m.norm.normalize(au)
 	if err != nil {
 		m.resync()
@@ -278,6 +330,7 @@ func (m *muxer) video(au [][]byte, pts int64, in time.Time) (*fragment, error) {
 		return nil, err
 	}
 
+	hold := false
 	if !m.synced {
 		// The first keyframe after a gap or a reconnect starts where the
 		// last sample's estimated duration ended: the timeline has no gap.
@@ -286,6 +339,10 @@ func (m *muxer) video(au [][]byte, pts int64, in time.Time) (*fragment, error) {
 		if m.tr.audio != audioNone {
 			m.audioNext = max(m.audioNext, rescale(m.nextDTS, int64(m.tr.audioRate)))
 		}
+		// The session's first keyframe waits for audio that is announced
+		// and has not come (see held); later ones never do.
+		hold = m.awaitAudio && !m.audioSeen
+		m.awaitAudio = false
 	}
 	s := videoSample{
 		dts:       dts + m.offset,
@@ -296,6 +353,13 @@ func (m *muxer) video(au [][]byte, pts int64, in time.Time) (*fragment, error) {
 	}
 	if key {
 		s.vps, s.sps, s.pps = m.norm.vps, m.norm.sps, m.norm.pps
+	}
+	if hold {
+		// LL-HLS has its tracks from the SDP, not from the audio that came:
+		// it is given the unit at once.
+		m.held = &s
+		m.tapVideo = tappedVideo{au: nau, pts: s.dts + int64(s.ptsOffset), key: key, ok: true}
+		return nil, nil
 	}
 	if m.emitted {
 		// The sample keeps its own decode time (at least one tick after the
@@ -326,21 +390,25 @@ func (m *muxer) video(au [][]byte, pts int64, in time.Time) (*fragment, error) {
 }
 
 // audioUnits takes consecutive audio access units of the session starting
-// at pts (audio time scale, session timeline).
-func (m *muxer) audioUnits(aus [][]byte, pts int64) error {
+// at pts (audio time scale, session timeline). It returns the held
+// keyframe, if there was one: audio has come, so it goes out, with an init
+// segment that has the audio track.
+func (m *muxer) audioUnits(aus [][]byte, pts int64) (held *fragment, err error) {
 	clear(m.tapAudio)
 	m.tapAudio = m.tapAudio[:0]
 	if m.tr == nil || m.tr.audio == audioNone {
-		return nil
+		return nil, nil
 	}
 	m.audioSeen = true
 	m.audioAt = m.lastDTS
+	if m.held != nil {
+		m.audioAt = m.held.dts
+	}
 	if !m.synced {
-		return nil
+		return nil, nil
 	}
 	rate := int64(m.tr.audioRate)
 	t := pts + rescaleTo(m.offset, rate)
-	var err error
 	for _, au := range aus {
 		var d int64
 		switch m.tr.audio {
@@ -363,7 +431,11 @@ func (m *muxer) audioUnits(aus [][]byte, pts int64) error {
 		}
 		t += d
 	}
-	return err
+	if m.held == nil {
+		return nil, err
+	}
+	held, rerr := m.release()
+	return held, errors.Join(err, rerr)
 }
 
 // emit turns video sample p, lasting d, and the audio received since the

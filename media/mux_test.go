@@ -21,12 +21,14 @@ func feed(t *testing.T, m *muxer, c *clip, from, to int, pts0 int64) []*fragment
 	t.Helper()
 	var out []*fragment
 	for i := from; i < to; i++ {
-		f, err := m.video(c.aus[i%len(c.aus)], pts0+int64(i-from)*3600, time.Time{})
+		held, f, err := m.video(c.aus[i%len(c.aus)], pts0+int64(i-from)*3600, time.Time{})
 		if err != nil {
 			t.Fatalf("frame %d: %v", i, err)
 		}
-		if f != nil {
-			out = append(out, f)
+		for _, f := range []*fragment{held, f} {
+			if f != nil {
+				out = append(out, f)
+			}
 		}
 	}
 	return out
@@ -95,7 +97,7 @@ func TestMuxerTimeline(t *testing.T) {
 	// A camera that pauses a minute: the step over the pause is shortened
 	// to 3/2 of the last duration (3 frames), and the frame after it does
 	// not last much longer than that.
-	f, err := m.video(c.aus[3], 60*90000, time.Time{})
+	_, f, err := m.video(c.aus[3], 60*90000, time.Time{})
 	if err != nil || f == nil {
 		t.Fatal(err)
 	}
@@ -105,7 +107,7 @@ func TestMuxerTimeline(t *testing.T) {
 	if _, durs := baseTimes(t, []*fragment{f}); durs[0] != 6*3600 {
 		t.Errorf("the frame after the pause lasts %d, want %d", durs[0], 6*3600)
 	}
-	g, _ := m.video(c.aus[4], 60*90000+3600, time.Time{})
+	_, g, _ := m.video(c.aus[4], 60*90000+3600, time.Time{})
 	if g.dts-f.dts != 3600 {
 		t.Errorf("the frame after the pause came %d later, want 3600", g.dts-f.dts)
 	}
@@ -130,7 +132,7 @@ func TestMuxerIrregularTimeline(t *testing.T) {
 	var frags []*fragment
 	var want []int64 // camera decode times: the first fragment's, plus the steps
 	for i := range 200 {
-		f, err := m.video(c.aus[i%len(c.aus)], pts, time.Time{})
+		_, f, err := m.video(c.aus[i%len(c.aus)], pts, time.Time{})
 		if err != nil {
 			t.Fatalf("frame %d: %v", i, err)
 		}
@@ -195,11 +197,11 @@ func TestMuxerAudio(t *testing.T) {
 	k := int64(2 * 1920 / 1024) // audio units so far, 1024 samples each
 	for i := 2; i < 30; i++ {
 		for ; k*1024 < int64(i+1)*1920; k++ {
-			if err := m.audioUnits([][]byte{au}, k*1024); err != nil {
+			if _, err := m.audioUnits([][]byte{au}, k*1024); err != nil {
 				t.Fatal(err)
 			}
 		}
-		f, err := m.video(c.aus[i], int64(i)*3600, time.Time{})
+		_, f, err := m.video(c.aus[i], int64(i)*3600, time.Time{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -226,9 +228,173 @@ func TestMuxerAudio(t *testing.T) {
 	}
 
 	// Bad audio units are refused, not muxed.
-	if err := m.audioUnits([][]byte{{}}, 1<<20); !errors.Is(err, errAudioUnit) {
+	if _, err := m.audioUnits([][]byte{{}}, 1<<20); !errors.Is(err, errAudioUnit) {
 		t.Errorf("empty audio unit: %v", err)
 	}
+}
+
+// A camera that announces audio and has sent none when the session's first
+// keyframe comes: that keyframe is held until the first audio, so that the
+// first init segment has the audio track and no other follows, or until
+// the next video unit, whichever comes first. No later frame is held.
+func TestMuxerHoldsFirstKeyframeForAudio(t *testing.T) {
+	c := loadClip(t, "h264.h264") // keyframes at 0 and 25
+	aac := &mpeg4audio.AudioSpecificConfig{Type: mpeg4audio.ObjectTypeAACLC, SampleRate: 48000, ChannelCount: 1}
+	withAudio := &tracks{video: codecH264, sps: c.sps, pps: c.pps, audio: audioAAC, aac: aac, audioRate: 48000}
+	au := []byte{0x21, 0x10, 0x04}
+	base := time.Now()
+	at := func(i int) time.Time { return base.Add(time.Duration(i) * testFrameTime) }
+	// frame feeds video frame i at 25 fps and returns what came out.
+	frame := func(t *testing.T, m *muxer, i int) []*fragment {
+		t.Helper()
+		held, f, err := m.video(c.aus[i%len(c.aus)], int64(i)*3600, at(i))
+		if err != nil {
+			t.Fatalf("frame %d: %v", i, err)
+		}
+		var out []*fragment
+		for _, f := range []*fragment{held, f} {
+			if f != nil {
+				out = append(out, f)
+			}
+		}
+		return out
+	}
+	// audio feeds the audio of frame i's interval, 48 kHz.
+	audio := func(t *testing.T, m *muxer, i int) []*fragment {
+		t.Helper()
+		var out []*fragment
+		for k := int64(i) * 1920 / 1024; k*1024 < int64(i+1)*1920; k++ {
+			held, err := m.audioUnits([][]byte{au}, k*1024)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if held != nil {
+				out = append(out, held)
+			}
+		}
+		return out
+	}
+	tracksOf := func(t *testing.T, f *fragment) int {
+		t.Helper()
+		var parts fmp4.Parts
+		if err := parts.Unmarshal(f.data); err != nil {
+			t.Fatal(err)
+		}
+		return len(parts[0].Tracks)
+	}
+	// holding starts a session of m and gives it its first keyframe, which
+	// must be held.
+	holding := func(t *testing.T, m *muxer) {
+		t.Helper()
+		m.startSession(withAudio)
+		if out := frame(t, m, 0); len(out) != 0 {
+			t.Fatalf("the first keyframe went out before any audio")
+		}
+	}
+
+	t.Run("audio after the keyframe", func(t *testing.T) {
+		var m muxer
+		holding(t, &m)
+		out := audio(t, &m, 0)
+		if len(out) != 1 || !out[0].key || out[0].dts != 0 {
+			t.Fatalf("the first audio released %d fragments, want the keyframe", len(out))
+		}
+		first := out[0]
+		if !first.init.audio || !strings.Contains(first.init.mime, "mp4a.40.2") {
+			t.Errorf("the first init segment: %s, want audio in it", first.init.mime)
+		}
+		if n := tracksOf(t, first); n != 2 {
+			t.Errorf("the keyframe's fragment has %d tracks, want the audio that released it", n)
+		}
+		// It keeps the time its first packet came: the hold is in the
+		// latency measured from it.
+		if !first.in.Equal(at(0)) {
+			t.Errorf("held keyframe's in moved by %v", first.in.Sub(at(0)))
+		}
+		// Every later frame goes out at once, with the same init segment
+		// across the next keyframe.
+		for i := 1; i < 60; i++ {
+			out := frame(t, &m, i)
+			if len(out) != 1 {
+				t.Fatalf("frame %d: %d fragments out, want 1 at once", i, len(out))
+			}
+			if out[0].init != first.init {
+				t.Fatalf("frame %d: a new init segment (%s)", i, out[0].init.mime)
+			}
+			if out := audio(t, &m, i); len(out) != 0 {
+				t.Fatalf("audio of frame %d released a fragment", i)
+			}
+		}
+	})
+
+	t.Run("announced audio never comes", func(t *testing.T) {
+		var m muxer
+		holding(t, &m)
+		// The next frame ends the hold: the keyframe, as it would have gone
+		// out at once, then the frame.
+		out := frame(t, &m, 1)
+		if len(out) != 2 || !out[0].key || out[1].key {
+			t.Fatalf("the next frame released %d fragments, want the keyframe and itself", len(out))
+		}
+		bases, durs := baseTimes(t, out)
+		if bases[0] != 0 || durs[0] != 7200 || bases[1] != 3600 {
+			t.Errorf("keyframe at %d for %d, next frame at %d; want 0 for 7200, then 3600", bases[0], durs[0], bases[1])
+		}
+		if out[0].init.audio || out[1].init != out[0].init || !out[0].in.Equal(at(0)) {
+			t.Errorf("held keyframe: init %s, in %v", out[0].init.mime, out[0].in.Sub(at(0)))
+		}
+		// Never again: not the next keyframe, not the one after lost
+		// packets, though audio has still not come.
+		for i := 2; i < 30; i++ {
+			if out := frame(t, &m, i); len(out) != 1 {
+				t.Fatalf("frame %d: %d fragments out, want 1 at once", i, len(out))
+			}
+		}
+		m.resync()
+		for i := 30; i < 50; i++ {
+			if out := frame(t, &m, i); len(out) != 0 {
+				t.Fatalf("frame %d went out before the keyframe after the resync", i)
+			}
+		}
+		if out := frame(t, &m, 50); len(out) != 1 || !out[0].key {
+			t.Fatalf("the keyframe after a resync was held")
+		}
+		// A new session's first keyframe may be held again.
+		m.resync()
+		holding(t, &m)
+	})
+
+	t.Run("audio before the keyframe", func(t *testing.T) {
+		var m muxer
+		m.startSession(withAudio)
+		audio(t, &m, 0)
+		out := frame(t, &m, 0)
+		if len(out) != 1 || !out[0].key || !out[0].init.audio {
+			t.Fatalf("%d fragments, want the keyframe at once, with audio in its init", len(out))
+		}
+	})
+
+	t.Run("audio browsers cannot play", func(t *testing.T) {
+		// G.711 is not carried: nothing to wait for.
+		var m muxer
+		m.startSession(&tracks{video: codecH264, sps: c.sps, pps: c.pps, audioUnsupported: "G711"})
+		if out := frame(t, &m, 0); len(out) != 1 || !out[0].key {
+			t.Fatalf("%d fragments, want the keyframe at once", len(out))
+		}
+	})
+
+	t.Run("lost packets while held", func(t *testing.T) {
+		var m muxer
+		holding(t, &m)
+		held, err := m.release()
+		if err != nil || held == nil || !held.key {
+			t.Fatalf("release: %v, %v", held, err)
+		}
+		m.resync()
+		if out := frame(t, &m, 1); len(out) != 0 {
+			t.Fatalf("a frame after the resync went out")
+		}
+	})
 }
 
 func TestSelectTracks(t *testing.T) {
@@ -360,6 +526,59 @@ func TestOfferPolicy(t *testing.T) {
 	}
 }
 
+// The camera goroutine publishes a held keyframe when the muxer lets it go:
+// on the first audio (with an init segment that has audio, also for the
+// viewers that join later, from the cached group of pictures), or on lost
+// video packets (the keyframe is whole; what follows waits for the next).
+func TestCameraPublishesHeldKeyframe(t *testing.T) {
+	c := loadClip(t, "h264.h264")
+	aac := &mpeg4audio.AudioSpecificConfig{Type: mpeg4audio.ObjectTypeAACLC, SampleRate: 48000, ChannelCount: 1}
+	tr := &tracks{video: codecH264, sps: c.sps, pps: c.pps, audio: audioAAC, aac: aac, audioRate: 48000}
+	m := NewManager(Config{})
+	defer m.Close()
+	start := func() (*camera, *Viewer) {
+		cam := newCamera(m.ctx, m, "cam", &cameraStats{})
+		v := newViewer(t.Context(), cam)
+		v.skipping = true // as add leaves a viewer of a camera connecting
+		cam.viewers[v] = struct{}{}
+		cam.handle(upstreamEvent{kind: evSession, tracks: tr})
+		cam.handle(upstreamEvent{kind: evVideo, au: c.aus[0], pts: 0, in: time.Now()})
+		if v.queuedBytes() != 0 || len(cam.gop) != 0 {
+			t.Fatalf("the first keyframe went out before any audio")
+		}
+		return cam, v
+	}
+	messages := func(v *Viewer) (msgs []Message) {
+		for {
+			msg, ok := v.pop()
+			if !ok {
+				return msgs
+			}
+			msgs = append(msgs, msg)
+		}
+	}
+
+	cam, v := start()
+	cam.handle(upstreamEvent{kind: evAudio, au: [][]byte{{0x21, 0x10, 0x04}}, pts: 0})
+	msgs := messages(v)
+	if len(msgs) != 3 || !bytes.Contains(msgs[0].Text, []byte("mp4a.40.2")) || msgs[2].RTPIn.IsZero() {
+		t.Fatalf("after the first audio: %d messages, first %q", len(msgs), msgs[0].Text)
+	}
+	if len(cam.gop) != 1 || !cam.gop[0].init.audio {
+		t.Errorf("the cached group of pictures does not start with the keyframe and its audio init")
+	}
+
+	cam, v = start()
+	cam.handle(upstreamEvent{kind: evVideoGap, err: errVideoGap})
+	if msgs := messages(v); len(msgs) != 3 || bytes.Contains(msgs[0].Text, []byte("mp4a")) {
+		t.Fatalf("after lost packets: %d messages, want codecs, init and the keyframe, video only", len(msgs))
+	}
+	cam.handle(upstreamEvent{kind: evVideo, au: c.aus[1], pts: 3600, in: time.Now()})
+	if v.queuedBytes() != 0 {
+		t.Errorf("a frame after lost packets went out")
+	}
+}
+
 // Fanning a frame out allocates nothing: the fragment is shared, and
 // queues reuse their arrays.
 func TestFanOutAllocs(t *testing.T) {
@@ -455,7 +674,7 @@ func TestMuxerCarriesRTPIn(t *testing.T) {
 	base := time.Now()
 	var got []*fragment
 	for i := range 10 {
-		f, err := m.video(c.aus[i], int64(i)*3600, base.Add(time.Duration(i)*40*time.Millisecond))
+		_, f, err := m.video(c.aus[i], int64(i)*3600, base.Add(time.Duration(i)*40*time.Millisecond))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -174,9 +174,11 @@ func FuzzNormalize(f *testing.F) {
 			// The whole path: a good keyframe, the input, a good frame.
 			var m muxer
 			var frags []*fragment
-			keep := func(f *fragment, _ error) {
-				if f != nil {
-					frags = append(frags, f)
+			keep := func(held, f *fragment, _ error) {
+				for _, f := range []*fragment{held, f} {
+					if f != nil {
+						frags = append(frags, f)
+					}
 				}
 			}
 			m.startSession(&tracks{video: c.codec, vps: c.vps, sps: c.sps, pps: c.pps})

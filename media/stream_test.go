@@ -21,7 +21,9 @@ import (
 // item is one message of a viewer's stream, parsed.
 type item struct {
 	at     time.Time
-	typ    string // codecs, online, offline, init, fragment
+	in     time.Time // Message.RTPIn
+	muxed  time.Time // Message.Muxed
+	typ    string    // codecs, online, offline, init, fragment
 	codecs codecsMessage
 	text   string
 	init   *fmp4.Init
@@ -84,7 +86,7 @@ func read(t testing.TB, v *Viewer) *reader {
 }
 
 func parseMessage(t testing.TB, m Message) item {
-	it := item{at: time.Now()}
+	it := item{at: time.Now(), in: m.RTPIn, muxed: m.Muxed}
 	switch {
 	case m.Text != nil && m.Binary != nil:
 		t.Errorf("message with both Text and Binary")

@@ -220,6 +220,11 @@ type camOpts struct {
 	noAudioData bool   // announce audio but send none
 	addr        string // host:port to listen on; default an ephemeral port
 	garbage     bool   // send a malformed video packet after every frame
+	// lateAudio: publish nothing until the first PLAY, then start the clip
+	// at its first keyframe and send each frame's audio after the frame, so
+	// that the first packets a session gets are that keyframe's, and its
+	// first audio comes after it.
+	lateAudio bool
 }
 
 // testCam is a fake camera. Start, stop and restart it from the test
@@ -460,6 +465,23 @@ func (tc *testCam) publish(ctx context.Context, stream *gortsplib.ServerStream, 
 		}
 	}
 
+	if tc.opts.lateAudio {
+		for tc.played.Load() == 0 {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(5 * time.Millisecond):
+			}
+		}
+		// PLAY is answered once OnPlay returns: leave the session time to
+		// be reading before the keyframe goes out.
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+
 	const rtpBase = 1 << 30
 	ticker := time.NewTicker(testFrameTime)
 	defer ticker.Stop()
@@ -487,34 +509,42 @@ func (tc *testCam) publish(ctx context.Context, stream *gortsplib.ServerStream, 
 			p.SequenceNumber = vseq
 			vseq++
 		}
-		// Audio up to the end of this frame, sent before it: the first
-		// packets of a session are audio, so a muxer sees sound before the
-		// first keyframe (see the note on the first keyframe in mux.go).
+		// Audio up to the end of this frame, sent before it (so that a
+		// session usually sees sound before its first keyframe), or after
+		// it with lateAudio.
 		now := (n + 1) * 48000 / testFPS
-		switch {
-		case aacEnc != nil:
-			for ; audioN*1024 < now; audioN++ {
-				ps, err := aacEnc.Encode([][]byte{aacUnits[audioN%int64(len(aacUnits))]})
-				if err != nil {
-					panic(err)
+		sendAudio := func() {
+			switch {
+			case aacEnc != nil:
+				for ; audioN*1024 < now; audioN++ {
+					ps, err := aacEnc.Encode([][]byte{aacUnits[audioN%int64(len(aacUnits))]})
+					if err != nil {
+						panic(err)
+					}
+					for _, p := range ps {
+						p.Timestamp = uint32(rtpBase + audioN*1024)
+					}
+					write(audio, ps...)
 				}
-				for _, p := range ps {
-					p.Timestamp = uint32(rtpBase + audioN*1024)
+			case opusEnc != nil:
+				for ; audioN*960 < now; audioN++ {
+					p, err := opusEnc.Encode([]byte{0xf8, 0xff, 0xfe}) // CELT 20 ms, one frame
+					if err != nil {
+						panic(err)
+					}
+					p.Timestamp = uint32(rtpBase + audioN*960)
+					write(audio, p)
 				}
-				write(audio, ps...)
-			}
-		case opusEnc != nil:
-			for ; audioN*960 < now; audioN++ {
-				p, err := opusEnc.Encode([]byte{0xf8, 0xff, 0xfe}) // CELT 20 ms, one frame
-				if err != nil {
-					panic(err)
-				}
-				p.Timestamp = uint32(rtpBase + audioN*960)
-				write(audio, p)
 			}
 		}
 
+		if !tc.opts.lateAudio {
+			sendAudio()
+		}
 		write(video, pkts...)
+		if tc.opts.lateAudio {
+			sendAudio()
+		}
 		if tc.opts.garbage && n%5 == 2 {
 			bad := garbage[(n/5)%int64(len(garbage))]
 			write(video, &rtp.Packet{

@@ -23,7 +23,9 @@ type Message struct {
 	// Muxed is, for a live fragment, when it was made, right after its video
 	// access unit was complete: from RTPIn to Muxed the unit's packets come
 	// in and are muxed; from Muxed on, it is fanned out and written. Zero
-	// when RTPIn is.
+	// when RTPIn is. A session's first keyframe held for the camera's audio
+	// (see the package doc) is made when the hold ends: the hold, at most a
+	// frame interval, is between RTPIn and Muxed.
 	Muxed time.Time
 }
 
