@@ -48,7 +48,7 @@ var cameraLatencyBuckets = []float64{
 func newCameraLatency() (added, send prometheus.Histogram) {
 	added = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name:    "linkgate_camera_added_latency_seconds",
-		Help:    "Latency this server adds to live video: from reading the first RTP packet of an access unit to the return of the WebSocket write of its fragment, per viewer. It includes the arrival of the unit's other packets and the muxing.",
+		Help:    "Latency this server adds to live video: from reading the first RTP packet of an access unit to the return of the WebSocket write of its fragment, per viewer. It includes the arrival of the unit's other packets and the muxing, and, for an upstream session's first keyframe of a camera that announces audio, the wait for the first audio (at most one frame interval).",
 		Buckets: cameraLatencyBuckets,
 	})
 	send = prometheus.NewHistogram(prometheus.HistogramOpts{
