@@ -37,12 +37,6 @@ func (s *Server) routes() {
 	app.Use(func(c *fiber.Ctx) error { return fiber.ErrNotFound })
 }
 
-// The Content-Security-Policy of every link page: our own scripts, styles
-// and connections, nothing inline, no framing, no forms.
-const pageCSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; " +
-	"media-src 'self' blob:; connect-src 'self'; font-src 'self'; manifest-src 'self'; " +
-	"base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
-
 // pageHeaderKV are the headers of every answer under /l/: private,
 // unindexable, leaking nothing through the Referer. Keys are stored in
 // canonical form so that setting them skips fasthttp's normalization, a
@@ -51,7 +45,7 @@ var pageHeaderKV = [][2][]byte{
 	{[]byte(fiber.HeaderCacheControl), []byte("no-store")},
 	{[]byte(fiber.HeaderReferrerPolicy), []byte("no-referrer")},
 	{[]byte("X-Robots-Tag"), []byte("noindex, nofollow")},
-	{[]byte(fiber.HeaderContentSecurityPolicy), []byte(pageCSP)},
+	{[]byte(fiber.HeaderContentSecurityPolicy), []byte(web.PageCSP)},
 	{[]byte(fiber.HeaderXContentTypeOptions), []byte("nosniff")},
 	{[]byte(fiber.HeaderXFrameOptions), []byte("DENY")},
 }

@@ -12,11 +12,12 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/linkgate/linkgate/tokens"
+	"github.com/linkgate/linkgate/web"
 )
 
 // BareHandler is the baseline of the link-open benchmarks: it sends a link
-// page's bytes and security headers with idiomatic Fiber calls, and does
-// nothing else. The gateway's open is measured against it, in process
+// page's bytes and the gateway's security headers, byte for byte, with
+// idiomatic Fiber calls, and does nothing else. The gateway's open is measured against it, in process
 // (gateway's BenchmarkOpen) and over the network (ServeBaseline, with the
 // Baseline scenario and wrk).
 func BareHandler(page []byte) fiber.Handler {
@@ -25,7 +26,7 @@ func BareHandler(page []byte) fiber.Handler {
 		h.Set(fiber.HeaderCacheControl, "no-store")
 		h.Set(fiber.HeaderReferrerPolicy, "no-referrer")
 		h.Set("X-Robots-Tag", "noindex, nofollow")
-		h.Set(fiber.HeaderContentSecurityPolicy, "default-src 'none'")
+		h.Set(fiber.HeaderContentSecurityPolicy, web.PageCSP)
 		h.Set(fiber.HeaderXContentTypeOptions, "nosniff")
 		h.Set(fiber.HeaderXFrameOptions, "DENY")
 		c.Set(fiber.HeaderContentType, fiber.MIMETextHTMLCharsetUTF8)

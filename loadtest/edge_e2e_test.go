@@ -1,11 +1,13 @@
 package loadtest
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"reflect"
 	"testing"
 	"time"
 
@@ -15,6 +17,7 @@ import (
 	"github.com/linkgate/linkgate/gateway/ownerapi"
 	"github.com/linkgate/linkgate/tokens"
 	"github.com/linkgate/linkgate/tokens/redistest"
+	"github.com/linkgate/linkgate/web"
 )
 
 // testEdge is a gateway on a real redis-server, on a loopback port, with an
@@ -242,4 +245,44 @@ func TestBaseline(t *testing.T) {
 
 func ownerClient(e *testEdge) *ownerapi.Client {
 	return &ownerapi.Client{BaseURL: e.url, APIKey: e.apiKey}
+}
+
+// TestBaselineLikeForLike: the baseline server answers as the gateway
+// answers a valid device link's open, header for header (but the date) and
+// byte for byte, so that the opens benchmark compares like with like.
+func TestBaselineLikeForLike(t *testing.T) {
+	edge := startEdge(t, nil)
+	var toks Tokens
+	m, err := mint(t.Context(), ownerClient(edge), &toks, []Kind{Valid})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.remove(context.Background()) })
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	addrc := make(chan net.Addr, 1)
+	go func() { _ = ServeBaseline(ctx, "127.0.0.1:0", web.LinkPage("device"), func(a net.Addr) { addrc <- a }) }()
+	base := "http://" + (<-addrc).String()
+
+	raw := func(url string) (http.Header, []byte) {
+		resp, err := http.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		if err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET %s: %d %v", url, resp.StatusCode, err)
+		}
+		resp.Header.Del("Date")
+		return resp.Header, body
+	}
+	gwHeader, gwBody := raw(edge.url + "/l/" + toks.Valid)
+	bareHeader, bareBody := raw(base + "/l/" + toks.Valid)
+	if !reflect.DeepEqual(gwHeader, bareHeader) {
+		t.Errorf("headers differ:\ngateway  %v\nbaseline %v", gwHeader, bareHeader)
+	}
+	if !bytes.Equal(gwBody, bareBody) {
+		t.Errorf("bodies differ: gateway %d bytes, baseline %d", len(gwBody), len(bareBody))
+	}
 }

@@ -44,6 +44,12 @@ func renderLinkPage(kind string) []byte {
 	return buf.Bytes()
 }
 
+// PageCSP is the Content-Security-Policy of every link page: its own
+// scripts, styles and connections, nothing inline, no framing, no forms.
+const PageCSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; " +
+	"media-src 'self' blob:; connect-src 'self'; font-src 'self'; manifest-src 'self'; " +
+	"base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+
 // LinkPage returns the HTML shell for a valid link of the given kind
 // ("device" or "camera"; any other kind gets the device page, as the script
 // renders whatever the session says). It is the same bytes for every link of
