@@ -145,10 +145,13 @@ type Server struct {
 	wsWG      sync.WaitGroup // open device sessions
 	unhealthy atomic.Int64   // unix ns since the feed is unhealthy; 0 = healthy
 	stopping  atomic.Bool    // shutting down: no new device sessions
+
+	systemClock bool // cfg.Now is time.Now: requests may use fasthttp's reading
 }
 
 // New builds a gateway on rdb.
 func New(cfg Config, rdb redis.UniversalClient) (*Server, error) {
+	systemClock := cfg.Now == nil
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err
 	}
@@ -170,6 +173,7 @@ func New(cfg Config, rdb redis.UniversalClient) (*Server, error) {
 		sessions:    newIPLimiter(cfg.Sessions),
 		bus:         emulator.NewBus(rdb),
 		live:        newLiveSessions(),
+		systemClock: systemClock,
 	}
 	s.hub = emulator.NewHub(s.bus, cfg.Logger)
 	s.media = media.NewManager(cfg.Media)

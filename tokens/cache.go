@@ -86,13 +86,20 @@ func (c *Cache) Len() int {
 
 // Get returns the link record, from memory when it can be trusted.
 func (c *Cache) Get(ctx context.Context, id LinkID) (*Link, error) {
+	return c.GetAt(ctx, id, c.cfg.Now())
+}
+
+// GetAt is Get for a caller that has read the cache's clock already: now is
+// that reading. A hot path saves a clock read with it (tens of nanoseconds
+// on virtual machines, a measurable share of a link open).
+func (c *Cache) GetAt(ctx context.Context, id LinkID, now time.Time) (*Link, error) {
 	if !c.feed.Healthy() {
 		return c.store.Get(ctx, id)
 	}
 	c.mu.RLock()
 	e, ok := c.entries[id]
 	c.mu.RUnlock()
-	if ok && c.cfg.Now().Sub(e.loaded) < c.cfg.MaxAge {
+	if ok && now.Sub(e.loaded) < c.cfg.MaxAge {
 		c.stats.Hits.Add(1)
 		if e.link == nil {
 			return nil, ErrNotFound
