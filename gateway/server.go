@@ -49,6 +49,14 @@ type Config struct {
 	Sessions RateLimit
 	// BodyLimit bounds request bodies. It defaults to 64 KiB.
 	BodyLimit int
+	// RequestTimeout bounds how long an HTTP connection may spend on one
+	// request: waiting for it, reading it, handling it and writing the
+	// answer. IdleTimeout bounds how long a keep-alive connection may wait
+	// between requests. They default to 60 s and 120 s, and hold to within
+	// a quarter of the shorter or a second (connWatch). WebSockets are not
+	// bound by them.
+	RequestTimeout time.Duration
+	IdleTimeout    time.Duration
 	// WS bounds the device WebSocket and the camera stream's socket.
 	WS WSConfig
 	// Media configures the camera upstreams and viewer queues.
@@ -95,6 +103,12 @@ func (c *Config) setDefaults() error {
 	}
 	if c.BodyLimit <= 0 {
 		c.BodyLimit = 64 << 10
+	}
+	if c.RequestTimeout <= 0 {
+		c.RequestTimeout = 60 * time.Second
+	}
+	if c.IdleTimeout <= 0 {
+		c.IdleTimeout = 120 * time.Second
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -147,6 +161,7 @@ type Server struct {
 	stopping  atomic.Bool    // shutting down: no new device sessions
 
 	systemClock bool // cfg.Now is time.Now: requests may use fasthttp's reading
+	conns       *connWatch
 }
 
 // New builds a gateway on rdb.
@@ -174,6 +189,7 @@ func New(cfg Config, rdb redis.UniversalClient) (*Server, error) {
 		bus:         emulator.NewBus(rdb),
 		live:        newLiveSessions(),
 		systemClock: systemClock,
+		conns:       newConnWatch(cfg.RequestTimeout, cfg.IdleTimeout),
 	}
 	s.hub = emulator.NewHub(s.bus, cfg.Logger)
 	s.media = media.NewManager(cfg.Media)
@@ -193,12 +209,12 @@ func New(cfg Config, rdb redis.UniversalClient) (*Server, error) {
 		EnableTrustedProxyCheck: len(cfg.TrustedProxies) > 0,
 		TrustedProxies:          cfg.TrustedProxies,
 		ProxyHeader:             proxyHeader(cfg),
-		ReadTimeout:             30 * time.Second,
-		WriteTimeout:            30 * time.Second,
-		IdleTimeout:             120 * time.Second,
-		ReadBufferSize:          8 << 10,
-		WriteBufferSize:         writeBufferSize(),
+		// No ReadTimeout, WriteTimeout or IdleTimeout: s.conns keeps
+		// RequestTimeout and IdleTimeout without a deadline per request.
+		ReadBufferSize:  8 << 10,
+		WriteBufferSize: writeBufferSize(),
 	})
+	s.app.Server().ConnState = s.conns.connState
 	s.routes()
 	return s, nil
 }
@@ -261,9 +277,10 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, shutdownTimeout tim
 	wg.Go(func() { _ = s.hub.Run(ctx) })
 	wg.Go(func() { s.watchHealth(ctx) })
 	wg.Go(func() { s.sweep(ctx) })
+	wg.Go(func() { s.conns.run(ctx.Done()) })
 
 	errc := make(chan error, 1)
-	go func() { errc <- s.app.Listener(ln) }()
+	go func() { errc <- s.app.Listener(s.conns.listener(ln)) }()
 	var err error
 	select {
 	case err = <-errc:
