@@ -214,6 +214,7 @@ func New(cfg Config, rdb redis.UniversalClient) (*Server, error) {
 		ReadBufferSize:  8 << 10,
 		WriteBufferSize: writeBufferSize(),
 	})
+	keepHijackedConns(s.app) // the WebSockets close their connections (upgrade)
 	s.app.Server().ConnState = s.conns.connState
 	s.routes()
 	return s, nil

@@ -3,7 +3,10 @@ package gateway
 import (
 	"context"
 	"errors"
+	"io"
+	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/fasthttp/websocket"
@@ -36,6 +39,10 @@ type socket struct {
 	timer     *time.Timer
 	closeOnce sync.Once
 	shutAt    time.Time // when shut was first called; written before the send on close
+
+	readMu sync.Mutex   // guards seen, and is held while the read deadline is set from it
+	seen   time.Time    // the page's last sign of life the read deadline counts from
+	pongAt atomic.Int64 // unix ns of the page's last pong, for the next ping's extendRead
 }
 
 func newSocket(s *Server, conn wsConn, l *tokens.Link, sessionID string) *socket {
@@ -122,22 +129,66 @@ func (k *socket) run(writer, body func()) {
 // longer say it): frames are read, for pongs and the close, and dropped.
 func ignoreFrame(int, []byte) {}
 
-// readFrames reads until the page goes, handing each frame to handle. A page
-// that answers no ping for 2.5 ping intervals is gone.
+// readFrames reads until the page goes, handing each frame to handle.
 func (k *socket) readFrames(handle func(typ int, frame []byte)) {
-	cfg := k.srv.cfg.WS
-	wait := cfg.PingInterval * 5 / 2
-	k.conn.SetReadLimit(cfg.MaxFrame)
-	_ = k.conn.SetReadDeadline(time.Now().Add(wait))
-	k.conn.SetPongHandler(func(string) error { return k.conn.SetReadDeadline(time.Now().Add(wait)) })
+	k.startReading()
 	for {
 		typ, frame, err := k.conn.ReadMessage()
 		if err != nil {
+			k.linger(err)
 			return
 		}
-		_ = k.conn.SetReadDeadline(time.Now().Add(wait))
+		k.extendRead(time.Now())
 		handle(typ, frame)
 	}
+}
+
+// startReading sets the socket up for its reader. A page that shows no
+// sign of life (a message, or a pong to a ping) for 2.5 ping intervals is
+// gone: its read fails.
+//
+// The pong handler runs on the reader's goroutine, deep in its read, and
+// only notes the time (setting a deadline takes the runtime's timer code,
+// which would grow a device page reader's stack, wsSession.read); the
+// next ping moves the deadline to it, well before the deadline passes
+// (the pong to the previous ping puts it 1.5 intervals past the next
+// one). A page is thus dropped when it was before, 2.5 intervals after its
+// last pong or message.
+func (k *socket) startReading() {
+	k.conn.SetReadLimit(k.srv.cfg.WS.MaxFrame)
+	k.extendRead(time.Now())
+	k.conn.SetPongHandler(func(string) error {
+		k.pongAt.Store(time.Now().UnixNano())
+		return nil
+	})
+}
+
+// extendRead counts the page alive at t: the read deadline is 2.5 ping
+// intervals past the latest such time.
+func (k *socket) extendRead(t time.Time) {
+	k.readMu.Lock()
+	defer k.readMu.Unlock()
+	if t.After(k.seen) {
+		k.seen = t
+	}
+	_ = k.conn.SetReadDeadline(k.seen.Add(k.srv.cfg.WS.PingInterval * 5 / 2))
+}
+
+// linger is for a reader that ended on the page's fault, a frame over
+// MaxFrame or a protocol error: the WebSocket has sent the close frame
+// with the code (1009, 1002), and the page may still be sending. What it
+// sends is read and dropped, for at most a second, so that closing the
+// connection ends it cleanly: closing it with unread data would reset it,
+// and a reset can overtake the close frame.
+func (k *socket) linger(err error) {
+	var closed *websocket.CloseError
+	var ne net.Error
+	if errors.As(err, &closed) || errors.As(err, &ne) {
+		return // the page closed, went, or was silent: nothing to read
+	}
+	nc := k.conn.NetConn()
+	_ = nc.SetReadDeadline(time.Now().Add(time.Second))
+	_, _ = io.CopyN(io.Discard, nc, 64<<10)
 }
 
 // write sends one message within the write timeout; a failed write closes
@@ -151,11 +202,15 @@ func (k *socket) write(typ int, b []byte) error {
 	return err
 }
 
-// ping pings the page and renews the session's place on the link.
+// ping pings the page, moves the read deadline to the last pong
+// (startReading) and renews the session's place on the link.
 func (k *socket) ping() error {
 	if err := k.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(k.srv.cfg.WS.WriteTimeout)); err != nil {
 		_ = k.conn.Close()
 		return err
+	}
+	if at := k.pongAt.Load(); at != 0 {
+		k.extendRead(time.Unix(0, at))
 	}
 	_ = k.srv.links.RenewSession(context.Background(), k.linkID, k.id)
 	return nil

@@ -6,14 +6,14 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"io"
+	"net"
 	"net/http"
 	"sync"
 	"time"
 
 	"github.com/fasthttp/websocket"
 	"github.com/gofiber/fiber/v2"
-	fiberws "github.com/gofiber/websocket/v2"
-	"github.com/valyala/fasthttp"
 
 	"github.com/linkgate/linkgate/emulator"
 	"github.com/linkgate/linkgate/tokens"
@@ -66,10 +66,12 @@ func (c *WSConfig) setDefaults() {
 	}
 }
 
-// wsConn is what a session needs of its socket. *fiberws.Conn has it; the
+// wsConn is what a session needs of its socket. *websocket.Conn has it; the
 // session code knows nothing else of Fiber.
 type wsConn interface {
 	ReadMessage() (int, []byte, error)
+	NextReader() (int, io.Reader, error)
+	NetConn() net.Conn
 	WriteMessage(int, []byte) error
 	WriteControl(int, []byte, time.Time) error
 	SetReadDeadline(time.Time) error
@@ -83,7 +85,6 @@ type wsConn interface {
 const (
 	localLink    = "lg.link"
 	localSession = "lg.session"
-	localRequest = "lg.request" // the upgrade's *fasthttp.RequestCtx, for releaseRequest
 )
 
 var (
@@ -102,40 +103,10 @@ func init() {
 
 // wsRoutes adds the device WebSocket and the camera's live stream.
 func (s *Server) wsRoutes(l fiber.Router) {
-	// Origins are checked in socketAuth, before the upgrade, against the same
-	// list; the middleware's own check is told the same list explicitly (an
-	// empty list would allow every origin).
-	//
-	// Writes take their buffer from a pool and give it back once the
-	// message is out, so an idle socket holds no write buffer (32 KiB each
-	// otherwise). Reads go through a buffer just large enough for a control
-	// frame (what the protocol reads whole), larger frames straight into
-	// the message: the socket reads through fasthttp's own connection
-	// buffer (Fiber's ReadBufferSize, held for the hijacked connection's
-	// life), so a second large one would only copy.
-	cfg := fiberws.Config{Origins: s.cfg.AllowedOrigins, ReadBufferSize: 256, WriteBufferSize: 32 << 10, WriteBufferPool: &sync.Pool{}}
-	l.Get("/ws", s.socketAuth(tokens.KindDevice, ""), fiberws.New(func(c *fiberws.Conn) {
-		releaseRequest(c)
-		s.runSession(c, c.Locals(localLink).(*tokens.Link), c.Locals(localSession).(string))
-	}, cfg))
-	l.Get("/live", s.socketAuth(tokens.KindCamera, tokens.LevelLive), fiberws.New(func(c *fiberws.Conn) {
-		releaseRequest(c)
-		s.runViewer(c, c.Locals(localLink).(*tokens.Link), c.Locals(localSession).(string))
-	}, cfg))
-}
-
-// releaseRequest lets the upgrade request go for the socket's life.
-// fasthttp keeps a hijacked connection's request context until the socket
-// handler returns, with the request's parsed headers, cookies and URI and
-// the 101 answer's headers (about 4 KiB a socket); by now the answer is
-// sent and the WebSocket middleware has copied what the socket reads
-// (locals, params, headers), so they are dropped, and fasthttp's pool gets
-// the context back with empty ones.
-func releaseRequest(c *fiberws.Conn) {
-	if rc, ok := c.Locals(localRequest).(*fasthttp.RequestCtx); ok {
-		rc.Request = fasthttp.Request{}
-		rc.Response = fasthttp.Response{}
-	}
+	l.Get("/ws", s.socketAuth(tokens.KindDevice, ""), s.upgrade(s.startDeviceSession))
+	l.Get("/live", s.socketAuth(tokens.KindCamera, tokens.LevelLive), s.upgrade(func(conn wsConn, l *tokens.Link, session string) {
+		go s.runViewer(conn, l, session)
+	}))
 }
 
 // socketAuth admits a WebSocket for a link of the kind (and camera level):
@@ -147,7 +118,7 @@ func (s *Server) socketAuth(kind tokens.Kind, level string) fiber.Handler {
 }
 
 func (s *Server) authorizeSocket(c *fiber.Ctx, kind tokens.Kind, level string) error {
-	if !fiberws.IsWebSocketUpgrade(c) {
+	if !websocket.FastHTTPIsWebSocketUpgrade(c.Context()) {
 		return fiber.ErrUpgradeRequired
 	}
 	if s.stopping.Load() {
@@ -177,7 +148,7 @@ func (s *Server) authorizeSocket(c *fiber.Ctx, kind tokens.Kind, level string) e
 			}
 			// The session holds no use to recount: a record this instance
 			// has not yet seen change is caught once the socket is open
-			// (runSession checks the link again after joining the feed).
+			// (open checks the link again after joining the feed).
 			session = sc.SessionID()
 			break
 		}
@@ -199,22 +170,23 @@ func (s *Server) authorizeSocket(c *fiber.Ctx, kind tokens.Kind, level string) e
 	}
 	c.Locals(localLink, l)
 	c.Locals(localSession, session)
-	c.Locals(localRequest, c.Context())
 	return c.Next()
 }
 
 // wsSession is one open device page: its socket, its emulator session, and
 // the queue between the device's changes and the writer.
 //
-// An idle page holds one goroutine, its reader: the writer is started when
-// there is something to send (a message, a ping, the closing) and ends
-// when there is nothing left, so that at most one writer runs at a time
-// and owns the socket's writes while it does. Pings come from a timer.
-// The queue is a slice, not a channel, so that an idle page holds no
-// buffer for it (a channel of 256 would be 6 KiB for each page).
+// An idle page holds one goroutine, its reader (read), on the smallest
+// stack: the writer is started when there is something to send (a
+// message, a ping, the closing) and ends when there is nothing left, so
+// that at most one writer runs at a time and owns the socket's writes
+// while it does. Pings come from a timer. The queue is a slice, not a
+// channel, so that an idle page holds no buffer for it (a channel of 256
+// would be 6 KiB for each page).
 type wsSession struct {
 	*socket
 	emu *emulator.Session
+	sub *emulator.Subscription // the device's changes; nil when the session did not open
 
 	// Guarded by socket.mu, with the link:
 	hello   bool     // the hello is queued; changes may follow it
@@ -231,10 +203,15 @@ type wsSession struct {
 	writers sync.WaitGroup    // the running writer, for the reader's end
 }
 
-// runSession serves one device socket until it closes.
-func (s *Server) runSession(conn wsConn, l *tokens.Link, sessionID string) {
+// startDeviceSession opens a device page's session and starts its reader, which
+// serves the page until it goes. A session that cannot open says why, and
+// its reader waits for the page to leave.
+//
+// It runs on the goroutine that upgraded the socket, which ends when it
+// returns: the stack the opening needs (Redis round trips, JSON) goes
+// with it, and the reader starts on a fresh one.
+func (s *Server) startDeviceSession(conn wsConn, l *tokens.Link, sessionID string) {
 	s.wsWG.Add(1)
-	defer s.wsWG.Done()
 	ws := &wsSession{socket: newSocket(s, conn, l, sessionID)}
 	ws.socket.kick = ws.kick
 	ws.qmu.Lock()
@@ -245,48 +222,78 @@ func (s *Server) runSession(conn wsConn, l *tokens.Link, sessionID string) {
 		ws.kick()
 	})
 	ws.qmu.Unlock()
-	ws.serve(context.Background())
+	ws.sub = ws.open(context.Background())
+	go ws.read()
+}
+
+// read is the session's reader: it reads the page's frames until the page
+// goes, then ends the session.
+//
+// It is one shallow loop, and each message is read whole and answered on
+// a goroutine of its own (message), so that an idle page's goroutine never
+// needs more than the smallest stack (2 KiB; the runtime never shrinks a
+// grown stack back to it while the goroutine waits in a read): waiting
+// for the next frame in NextReader takes about 1 KiB of it, and a pong
+// only notes its time (socket.startReading). A page that pings, or a
+// frame the session ignores, may grow it; the page then costs 2 KiB more.
+func (ws *wsSession) read() {
+	ws.startReading()
+	for {
+		typ, r, err := ws.conn.NextReader()
+		if err != nil {
+			ws.stop(err)
+			return
+		}
+		if ws.sub != nil {
+			onFreshStack(func() { ws.message(typ, r) })
+		}
+	}
+}
+
+// message reads the rest of a message from the page and answers it. A
+// message that cannot be read has failed the connection, and the reader's
+// next NextReader with it.
+func (ws *wsSession) message(typ int, r io.Reader) {
+	frame, err := io.ReadAll(r)
+	if err != nil {
+		return
+	}
+	ws.extendRead(time.Now())
+	ws.handle(context.Background(), typ, frame)
+}
+
+// stop ends the session once its reader has, with err: it undoes the
+// opening, waits for the writer and closes the connection.
+func (ws *wsSession) stop(err error) {
+	if ws.sub != nil {
+		ws.end(context.Background(), ws.sub)
+	}
 	close(ws.done)
 	ws.qmu.Lock()
 	ws.ended = true
 	ws.qmu.Unlock()
 	ws.writers.Wait()
 	ws.ping.Stop() // after the writers: they re-arm it
+	ws.linger(err)
 	_ = ws.conn.Close()
-}
-
-// serve opens the session and reads the page's frames until it goes; a
-// session that cannot open says why and waits for the page to leave.
-//
-// The opening (Redis round trips, JSON) runs on a goroutine of its own
-// while the reader waits: the stack it needs goes with that goroutine, so
-// that an idle page's reader holds no more stack than its read needs.
-func (ws *wsSession) serve(ctx context.Context) {
-	var sub *emulator.Subscription
-	var ok bool
-	onFreshStack(func() { sub, ok = ws.open(ctx) })
-	if !ok {
-		ws.readFrames(ignoreFrame)
-		return
-	}
-	defer ws.end(ctx, sub)
-	ws.readFrames(func(typ int, frame []byte) { ws.handle(ctx, typ, frame) })
+	ws.srv.wsWG.Done()
 }
 
 // open takes the session's place on the link, joins the open sessions and
 // the device's changes, and queues the hello. When the session cannot
-// open, it has undone what it did and shut the session with the reason.
-func (ws *wsSession) open(ctx context.Context) (*emulator.Subscription, bool) {
+// open, it has undone what it did, shut the session with the reason, and
+// returns nil.
+func (ws *wsSession) open(ctx context.Context) *emulator.Subscription {
 	s, l := ws.srv, ws.link
 	if err := s.links.AcquireSession(ctx, l, ws.id); err != nil {
 		ws.shut(reasonFor(err))
-		return nil, false
+		return nil
 	}
 	dev, err := s.devices.GetAny(ctx, l.Device)
 	if err != nil {
 		_ = s.links.ReleaseSession(context.WithoutCancel(ctx), l.ID, ws.id)
 		ws.shut(emulator.ReasonDeleted)
-		return nil, false
+		return nil
 	}
 	ws.emu = emulator.NewSession(ws.id, l.Permissions, dev, s.cfg.WS.Commands)
 	s.join(ctx, ws)
@@ -295,11 +302,11 @@ func (ws *wsSession) open(ctx context.Context) (*emulator.Subscription, bool) {
 		s.live.remove(ws)
 		_ = s.links.ReleaseSession(context.WithoutCancel(ctx), l.ID, ws.id)
 		ws.shut(emulator.ReasonUnavailable)
-		return nil, false
+		return nil
 	}
 	ws.sendHello(state, online)
 	ws.armTimer(s.cfg.Now())
-	return sub, true
+	return sub
 }
 
 // end undoes open, once the page has gone.
