@@ -14,6 +14,7 @@ import (
 
 	"github.com/fasthttp/websocket"
 	"github.com/gofiber/fiber/v2"
+	fiberws "github.com/gofiber/websocket/v2"
 
 	"github.com/linkgate/linkgate/emulator"
 	"github.com/linkgate/linkgate/tokens"
@@ -102,11 +103,22 @@ func init() {
 }
 
 // wsRoutes adds the device WebSocket and the camera's live stream.
+//
+// The two are upgraded differently on purpose. A device page is the case
+// of thousands of idle sockets on an instance, so its socket runs on the
+// bare connection (upgrade), holding a few KiB. A camera viewer is busy
+// and bounded by bandwidth (a viewer's queue is far larger than what a
+// socket holds), so its socket runs in gofiber/websocket's handler, which
+// keeps fasthttp's connection buffer and request for the socket's life.
+// Origins were checked in socketAuth against the same list; the
+// middleware's own check is told it too (an empty list would allow every
+// origin).
 func (s *Server) wsRoutes(l fiber.Router) {
 	l.Get("/ws", s.socketAuth(tokens.KindDevice, ""), s.upgrade(s.startDeviceSession))
-	l.Get("/live", s.socketAuth(tokens.KindCamera, tokens.LevelLive), s.upgrade(func(conn wsConn, l *tokens.Link, session string) {
-		go s.runViewer(conn, l, session)
-	}))
+	live := fiberws.Config{Origins: s.cfg.AllowedOrigins, ReadBufferSize: 256, WriteBufferSize: 32 << 10, WriteBufferPool: &sync.Pool{}}
+	l.Get("/live", s.socketAuth(tokens.KindCamera, tokens.LevelLive), fiberws.New(func(c *fiberws.Conn) {
+		s.runViewer(c, c.Locals(localLink).(*tokens.Link), c.Locals(localSession).(string))
+	}, live))
 }
 
 // socketAuth admits a WebSocket for a link of the kind (and camera level):
