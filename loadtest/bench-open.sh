@@ -36,6 +36,7 @@ start_redis "$rport"
 apikey=$(owner_key "$rport")
 start_gateway "$gport" "$rport" "$(new_keys)" "$work/gw.log"
 "$work/linkgate" loadtest baseline --addr "127.0.0.1:$bport" >"$work/bare.log" 2>&1 &
+barepid=$!
 until curl -fs "http://127.0.0.1:$bport/l/x" >/dev/null; do sleep 0.1; done
 
 gw="http://127.0.0.1:$gport"
@@ -54,20 +55,28 @@ valid=$("$work/linkgate" link create --device "$(cat "$work/device")" --name wrk
 	python3 -c 'import json,sys; print(json.load(sys.stdin)["url"])')
 curl -fs "$valid" >/dev/null # warm the cache
 
-# tool NAME SCENARIO ARGS...: one run of the tool; appends "name key=value..."
-# from its JSON report.
+# cputicks PID: the process's user and system CPU so far, in clock ticks.
+cputicks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
+# tool NAME SCENARIO ARGS...: one run of the tool; appends "round=R name
+# key=value..." from its JSON report, with the CPU the server process
+# (bare's or the gateway's) spent per request.
 tool() {
-	local name=$1 scenario=$2
+	local name=$1 scenario=$2 pid=$gwpid before after
 	shift 2
+	[ "$scenario" = baseline ] && pid=$barepid
+	before=$(cputicks "$pid")
 	"${tool[0]}" "${tool[1]}" "$scenario" "${tool[@]:2}" --json "$work/report.json" "$@" >/dev/null
-	python3 - "$name" "$work/report.json" >>"$work/results" <<'PY'
+	after=$(cputicks "$pid")
+	python3 - "$name" "$work/report.json" "$((after - before))" "$(getconf CLK_TCK)" "$round" >>"$work/results" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[2]))
 lat, c, info = r["metrics"]["latency"], r["counts"], r.get("info", {})
 n = lambda p: sum(v for k, v in c.items() if k.startswith(p))
-print(sys.argv[1], "rate=%s rps=%.0f p50=%.3f p99=%.3f late=%d dropped=%d unexpected=%d errors=%d limited=%d cpu=%.0f%s" % (
-    r.get("rate", 0), r["achieved"], lat["p50"], lat["p99"], r.get("late", 0), r.get("dropped", 0),
-    n("unexpected "), n("error "), n("limited "), r["generator"]["cpu"],
+ops = max(1, n("status "))
+print(sys.argv[1], "round=%s rate=%s rps=%.0f p50=%.3f p99=%.3f late=%d dropped=%d unexpected=%d errors=%d limited=%d cpu=%.0f srv_us=%.2f%s" % (
+    sys.argv[5], r.get("rate", 0), r["achieved"], lat["p50"], lat["p99"], r.get("late", 0), r.get("dropped", 0),
+    n("unexpected "), n("error "), n("limited "), r["generator"]["cpu"], int(sys.argv[3]) / int(sys.argv[4]) * 1e6 / ops,
     " redis_per_1k=%.4f" % info["redis calls per 1000 ops"] if "redis calls per 1000 ops" in info else ""))
 PY
 }
@@ -84,11 +93,21 @@ wrk_run() {
 		END {printf "%s rps=%s p50=%.3f p99=%.3f unexpected=%d\n", name, rps, p50, p99, bad}' >>"$work/results"
 }
 
-for r in $(seq 1 "$ROUNDS"); do
-	tool bare baseline --target "$bare"
-	tool valid opens --mix valid --target "$gw" "${redis[@]}"
-	tool forged opens --mix forged --target "$gw" "${redis[@]}"
-	tool expired opens --mix expired --target "$gw" "${redis[@]}"
+# closed NAME: the closed-model run of one target.
+closed() {
+	case $1 in
+	bare) tool bare baseline --target "$bare" ;;
+	*) tool "$1" opens --mix "$1" --target "$gw" "${redis[@]}" ;;
+	esac
+}
+
+# The machine drifts (other virtual machines on the host): rounds take the
+# targets in turn forwards and backwards, and each ratio is taken within
+# its round, against that round's bare run.
+for round in $(seq 1 "$ROUNDS"); do
+	order="bare valid forged expired"
+	[ $((round % 2)) = 0 ] && order="expired forged valid bare"
+	for t in $order; do closed "$t"; done
 	wrk_run wrk-bare "$bare/l/x"
 	wrk_run wrk-valid "$valid"
 	if [ -z "$RATE" ]; then
@@ -96,7 +115,7 @@ for r in $(seq 1 "$ROUNDS"); do
 	fi
 	tool open-bare baseline --target "$bare" --model open --rate "$RATE"
 	tool open-valid opens --mix valid --target "$gw" "${redis[@]}" --model open --rate "$RATE"
-	echo "round $r/$ROUNDS done" >&2
+	echo "round $round/$ROUNDS done" >&2
 done
 
 echo "go $(go env GOVERSION); $(wrk --version 2>&1 | head -1 | cut -d' ' -f1-2); $(nproc) cores; ROUNDS=$ROUNDS DURATION=$DURATION CONNECTIONS=$CONNECTIONS RATE=$RATE"
@@ -118,12 +137,23 @@ total = lambda name, k: sum(r.get(k, 0) if isinstance(r.get(k, 0), float) else 0
 def redis(name):
     v = [r["redis_per_1k"] for r in runs[name] if isinstance(r.get("redis_per_1k"), float)]
     return "%.4f" % max(v) if v else "-"
-bare_rps, bare_p99 = med("bare", "rps"), med("bare", "p99")
-print("\nthe load tool, closed model (medians; Redis calls per 1,000 opens: the highest round)")
-print("%-8s %10s %7s %8s %9s %14s %10s %8s %11s" % ("target", "req/s", "ratio", "p99 ms", "p99 ratio", "redis calls/1k", "unexpected", "limited", "tool CPU %"))
+def paired(name, k):
+    """The round-by-round ratios of name's k to bare's, and their median."""
+    bare = {r["round"]: r[k] for r in runs["bare"]}
+    v = [r[k] / bare[r["round"]] for r in runs[name]]
+    return statistics.median(v), v
+print("\nthe load tool, closed model (medians; ratios: the median of each round's ratio to")
+print("that round's bare run; server CPU: the answering process's, per request; Redis calls")
+print("per 1,000 opens: the highest round)")
+print("%-8s %8s %7s %8s %9s %10s %9s %14s %10s %8s %8s" % ("target", "req/s", "ratio", "p99 ms", "p99 ratio", "server us", "us ratio",
+      "redis calls/1k", "unexpected", "limited", "tool CPU"))
 for n in ("bare", "valid", "forged", "expired"):
-    print("%-8s %10.0f %7.3f %8.3f %9.3f %14s %10d %8d %11.0f" % (n, med(n, "rps"), med(n, "rps") / bare_rps, med(n, "p99"),
-          med(n, "p99") / bare_p99, redis(n), total(n, "unexpected") + total(n, "errors"), total(n, "limited"), med(n, "cpu")))
+    print("%-8s %8.0f %7.3f %8.3f %9.3f %10.2f %9.3f %14s %10d %8d %7.0f%%" % (n, med(n, "rps"), paired(n, "rps")[0], med(n, "p99"),
+          paired(n, "p99")[0], med(n, "srv_us"), paired(n, "srv_us")[0], redis(n), total(n, "unexpected") + total(n, "errors"),
+          total(n, "limited"), med(n, "cpu")))
+print("\neach round's req/s ratio to bare")
+for n in ("valid", "forged", "expired"):
+    print("%-8s %s" % (n, " ".join("%.3f" % v for v in paired(n, "rps")[1])))
 print("\nthe tool against wrk -t1, same URL, same connections (medians)")
 print("%-8s %10s %10s %7s %12s %11s" % ("target", "tool req/s", "wrk req/s", "ratio", "tool p99 ms", "wrk p99 ms"))
 for n in ("bare", "valid"):
