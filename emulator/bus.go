@@ -160,6 +160,8 @@ type Change struct {
 	Property string          `json:"property"` // "node/prop", or "$state"
 	Value    json.RawMessage `json:"value"`
 	TS       time.Time       `json:"ts"`
+
+	msg *sharedMessage // set by Hub.dispatch: the state message, once for all
 }
 
 // BusStats counts what the bus dropped or noticed, since NewBus.

@@ -100,6 +100,7 @@ func (h *Hub) dispatch(c Change) {
 		subs = append(subs, s)
 	}
 	h.mu.Unlock()
+	c.msg = &sharedMessage{} // every subscriber's page gets the same bytes
 	for _, s := range subs {
 		s.deliver(c)
 	}

@@ -104,12 +104,41 @@ func (s *Session) Hello(link any, state map[string]json.RawMessage, online bool)
 }
 
 // StateMessage returns the message for a state change, or nil when the page
-// may not see the property.
+// may not see the property. For a change from the Hub the bytes are shared
+// with every other page of the device: callers must not modify them.
 func (s *Session) StateMessage(c Change) []byte {
 	if !s.Visible(c.Property) {
 		return nil
 	}
-	return s.encode(StateMsg{Type: "state", Property: c.Property, Value: c.Value, TS: c.TS.UTC()})
+	return c.stateMessage()
+}
+
+// sharedMessage is a change's state message, encoded by the first session
+// that sends it and shared by the others. A change goes to every page of
+// its device, and the message depends on the change alone (a session only
+// decides whether its page sees it): encoding it for each page made most
+// of an idle gateway's garbage (BENCHMARKS.md, "WebSocket sessions").
+type sharedMessage struct {
+	once sync.Once
+	b    []byte
+}
+
+// stateMessage is the change's "state" message. The bytes may be shared:
+// callers must not modify them.
+func (c Change) stateMessage() []byte {
+	encode := func() []byte {
+		b, err := json.Marshal(StateMsg{Type: "state", Property: c.Property, Value: c.Value, TS: c.TS.UTC()})
+		if err != nil {
+			// Value is JSON the bus checked; a change that is not is dropped.
+			return nil
+		}
+		return b
+	}
+	if c.msg == nil {
+		return encode()
+	}
+	c.msg.once.Do(func() { c.msg.b = encode() })
+	return c.msg.b
 }
 
 // Errors a command can be refused with; their codes are part of the

@@ -128,3 +128,33 @@ func FuzzSessionCommand(f *testing.F) {
 		}
 	})
 }
+
+// TestStateMessageShared: the sessions a change is dispatched to send the
+// same bytes, encoded once; a session that may not see the property sends
+// nothing, and a change made outside the hub is encoded on its own.
+func TestStateMessageShared(t *testing.T) {
+	d := DemoDevices()[0] // plug
+	viewer := func() *Session {
+		return NewSession("s", tokens.Permissions{View: []string{"meter/power"}}, d, SessionLimits{})
+	}
+	a, b := viewer(), viewer()
+	blind := NewSession("s", tokens.Permissions{View: []string{"meter/energy"}}, d, SessionLimits{})
+	ts := time.Date(2026, 11, 22, 10, 0, 0, 0, time.FixedZone("x", 3600))
+	c := Change{Device: d.ID, Property: "meter/power", Value: []byte("51"), TS: ts, msg: &sharedMessage{}}
+
+	if m := blind.StateMessage(c); m != nil {
+		t.Errorf("a session that may not see the property sent %s", m)
+	}
+	ma, mb := a.StateMessage(c), b.StateMessage(c)
+	want := `{"type":"state","property":"meter/power","value":51,"ts":"2026-11-22T09:00:00Z"}`
+	if string(ma) != want {
+		t.Errorf("message %s, want %s", ma, want)
+	}
+	if len(ma) == 0 || &ma[0] != &mb[0] {
+		t.Error("two sessions encoded the same change twice")
+	}
+	c.msg = nil
+	if m := a.StateMessage(c); string(m) != want || &m[0] == &ma[0] {
+		t.Errorf("a change without a shared message: %s (shared: %v)", m, len(m) > 0 && &m[0] == &ma[0])
+	}
+}
