@@ -279,6 +279,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, shutdownTimeout tim
 	wg.Go(func() { s.watchHealth(ctx) })
 	wg.Go(func() { s.sweep(ctx) })
 	wg.Go(func() { s.conns.run(ctx.Done()) })
+	wg.Go(func() { s.renewLeases(ctx) })
 
 	errc := make(chan error, 1)
 	go func() { errc <- s.app.Listener(s.conns.listener(ln)) }()

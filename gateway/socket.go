@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"context"
 	"errors"
 	"io"
 	"net"
@@ -51,6 +50,7 @@ func newSocket(s *Server, conn wsConn, l *tokens.Link, sessionID string) *socket
 }
 
 func (k *socket) linkKey() tokens.LinkID { return k.linkID }
+func (k *socket) sessionKey() string     { return k.id }
 func (k *socket) deviceKey() string      { return k.device }
 
 // shut closes the session with a reason, once.
@@ -212,7 +212,6 @@ func (k *socket) ping() error {
 	if at := k.pongAt.Load(); at != 0 {
 		k.extendRead(time.Unix(0, at))
 	}
-	_ = k.srv.links.RenewSession(context.Background(), k.linkID, k.id)
 	return nil
 }
 

@@ -401,10 +401,27 @@ func (s *Store) AcquireSession(ctx context.Context, l *Link, session string) err
 
 // RenewSession extends a session's lease.
 func (s *Store) RenewSession(ctx context.Context, id LinkID, session string) error {
+	return s.RenewSessions(ctx, map[LinkID][]string{id: {session}})
+}
+
+// RenewSessions extends the leases of many sessions, by link, in one
+// pipeline: an instance renews all of its sessions at once (two commands a
+// link) rather than each on its own. A session whose place is gone (it
+// was released, or its lease had lapsed) is not given one back.
+func (s *Store) RenewSessions(ctx context.Context, leases map[LinkID][]string) error {
+	if len(leases) == 0 {
+		return nil
+	}
 	end := s.now().Add(SessionLease).UnixMilli()
 	pipe := s.rdb.Pipeline()
-	pipe.ZAddXX(ctx, liveKey(id), redis.Z{Score: float64(end), Member: session})
-	pipe.PExpireAt(ctx, liveKey(id), time.UnixMilli(end))
+	for id, sessions := range leases {
+		members := make([]redis.Z, len(sessions))
+		for i, session := range sessions {
+			members[i] = redis.Z{Score: float64(end), Member: session}
+		}
+		pipe.ZAddXX(ctx, liveKey(id), members...)
+		pipe.PExpireAt(ctx, liveKey(id), time.UnixMilli(end))
+	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		return fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}

@@ -503,3 +503,52 @@ func TestStoreUnavailable(t *testing.T) {
 		}
 	}
 }
+
+// TestRenewSessions: one call renews the leases of many sessions on many
+// links; a session already released does not get its place back.
+func TestRenewSessions(t *testing.T) {
+	t.Parallel()
+	e := newStoreEnv(t)
+	e.store.now = time.Now // leases expire in Redis's time
+	ctx := t.Context()
+	a := create(t, e.store, e.ring, "alice", "dev-1", func(l *Link) { l.MaxSessions = 3 })
+	b := create(t, e.store, e.ring, "alice", "dev-2", nil)
+	for _, s := range []struct {
+		l  *Link
+		id string
+	}{{a, "a1"}, {a, "a2"}, {b, "b1"}} {
+		if err := e.store.AcquireSession(ctx, s.l, s.id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := e.store.ReleaseSession(ctx, a.ID, "a2"); err != nil {
+		t.Fatal(err)
+	}
+	score := func(id LinkID, session string) float64 {
+		v, err := e.rdb.ZScore(ctx, liveKey(id), session).Result()
+		if err != nil && err != redis.Nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	before := score(a.ID, "a1")
+	time.Sleep(2 * time.Millisecond) // the renewal's end is after the acquisitions'
+	if err := e.store.RenewSessions(ctx, map[LinkID][]string{a.ID: {"a1", "a2"}, b.ID: {"b1"}}); err != nil {
+		t.Fatal(err)
+	}
+	renewed := score(a.ID, "a1")
+	if renewed <= before || score(b.ID, "b1") != renewed {
+		t.Errorf("leases: a1 %v (was %v), b1 %v; want both renewed to the same end", renewed, before, score(b.ID, "b1"))
+	}
+	if n, _ := e.rdb.ZCard(ctx, liveKey(a.ID)).Result(); n != 1 {
+		t.Errorf("link a has %d places after renewing a released session, want 1", n)
+	}
+	for _, id := range []LinkID{a.ID, b.ID} {
+		if at, _ := e.rdb.PExpireTime(ctx, liveKey(id)).Result(); at.Milliseconds() != int64(renewed) {
+			t.Errorf("the places of %v expire at %v, want with the lease (%v)", id, at.Milliseconds(), int64(renewed))
+		}
+	}
+	if err := e.store.RenewSessions(ctx, nil); err != nil {
+		t.Errorf("renewing nothing: %v", err)
+	}
+}
