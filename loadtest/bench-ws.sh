@@ -4,8 +4,11 @@
 #
 #   idle:     IDLE (10,000) idle device-page sessions on one gateway: the
 #             gateway's RSS (process_resident_memory_bytes from its /metrics)
-#             once every session is open and 2 s have passed, minus before,
-#             per session.
+#             once every session is open and SETTLE (2s) has passed, minus
+#             before, per session. SETTLE=125s samples the settled process:
+#             past Go's forced collection (every 2 minutes when none ran)
+#             and fasthttp's idle workers' exit (10 s), so the garbage and
+#             the worker stacks of the opening burst are gone.
 #   commands: 100 sessions, each on its own link and device, 10 set commands
 #             a second each (1,000/s), for CMD_SECONDS: set -> ack round trip
 #             from each command's due time (open model), set -> echo.
@@ -28,7 +31,7 @@
 #
 # Needs redis-server and python3. Raises `ulimit -n` (10,000 sessions hold
 # 10,000 sockets in the gateway and as many in the load tool).
-# Usage: loadtest/bench-ws.sh [ROUNDS=3 MODES="idle commands revoke stress" IDLE=10000 REVOKE=10000 REVOKE_LINKS=1000 REVOKE_RATE=20 STRESS_LINKS=100 CMD_SECONDS=20]
+# Usage: loadtest/bench-ws.sh [ROUNDS=3 SETTLE=2s MODES="idle commands revoke stress" IDLE=10000 REVOKE=10000 REVOKE_LINKS=1000 REVOKE_RATE=20 STRESS_LINKS=100 CMD_SECONDS=20]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -95,7 +98,9 @@ for round in $(seq 1 "$ROUNDS"); do
 		case $mode in
 		idle)
 			up 1
-			load ws --connections "$IDLE" --link-count 100 --devices 10 --ramp 2000 --duration $((IDLE / 2000 + 8))s
+			settle=${SETTLE:-2s}
+			load ws --connections "$IDLE" --link-count 100 --devices 10 --ramp 2000 --settle "$settle" \
+				--duration $((IDLE / 2000 + ${settle%s} + 6))s
 			down
 			echo "idle $round: $(fig "$out" 'r["info"]["rss_per_session_kib"]') KiB/session, $(fig "$out" 'r["info"]["goroutines_per_session"]') goroutines/session, opened $(fig "$out" 'r["info"]["sessions_opened"]')" >&2
 			echo "idle $(fig "$out" 'r["info"]["rss_per_session_kib"]') $(fig "$out" 'r["info"]["heap_per_session_kib"]') $(fig "$out" 'r["info"]["goroutines_per_session"]')" >>"$work/results"
