@@ -265,7 +265,7 @@ func (ws *wsSession) apply(ctx context.Context, l *tokens.Link, err error, devic
 	if err != nil {
 		return
 	}
-	ws.queue(ws.emu.Update(s.publicView(l, now), l.Permissions, dev, state))
+	ws.queue(ws.emu.Update(s.publicView(l, now), l.Permissions, s.shared.share(dev), state))
 	ws.armTimer(now)
 }
 

@@ -144,6 +144,7 @@ type Server struct {
 	cache   *tokens.Cache
 	feed    *tokens.Feed
 	devices *emulator.Store
+	shared  deviceShare // one decoded copy of a device for its pages
 	owners  *Owners
 	origins map[string]bool
 

@@ -307,7 +307,7 @@ func (ws *wsSession) open(ctx context.Context) *emulator.Subscription {
 		ws.shut(emulator.ReasonDeleted)
 		return nil
 	}
-	ws.emu = emulator.NewSession(ws.id, l.Permissions, dev, s.cfg.WS.Commands)
+	ws.emu = emulator.NewSession(ws.id, l.Permissions, s.shared.share(dev), s.cfg.WS.Commands)
 	s.join(ctx, ws)
 	sub, state, online, err := s.hub.Subscribe(ctx, dev.ID, ws.deliver)
 	if err != nil {
