@@ -1,10 +1,14 @@
 package main
 
 import (
+	"errors"
+	"io"
+	"net"
 	"net/http"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestServeDebugAddr: --debug-addr serves the runtime profiles on their own
@@ -33,5 +37,26 @@ func TestServeDebugAddrLoopbackOnly(t *testing.T) {
 		if code != 1 || !strings.Contains(stderr, "--debug-addr") {
 			t.Errorf("--debug-addr %s: exit %d, stderr:\n%s", addr, code, stderr)
 		}
+	}
+}
+
+// TestServeConnectionTimeouts: --request-timeout bounds a connection that
+// never sends its request; a bound that is not positive is refused.
+func TestServeConnectionTimeouts(t *testing.T) {
+	for _, bad := range [][]string{{"--request-timeout", "0s"}, {"--idle-timeout", "-1s"}} {
+		if code, _, stderr := cli(t, append([]string{"serve", "--addr", "127.0.0.1:0"}, bad...)...); code != 2 || !strings.Contains(stderr, "must be positive") {
+			t.Errorf("%v: exit %d, stderr:\n%s", bad, code, stderr)
+		}
+	}
+	out, _ := startServe(t, "demo link: ", "--request-timeout", "1s")
+	host := strings.TrimPrefix(strings.SplitN(field(t, out.String(), "demo link"), "/l/", 2)[0], "http://")
+	conn, err := net.Dial("tcp", host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := conn.Read(make([]byte, 1)); !errors.Is(err, io.EOF) {
+		t.Fatalf("a silent connection, 10 s on: %v, want closed by the server (EOF)", err)
 	}
 }

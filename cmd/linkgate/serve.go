@@ -30,6 +30,8 @@ type serveConfig struct {
 	trustedProxies  string
 	allowedOrigins  string
 	sessionTTL      time.Duration
+	requestTimeout  time.Duration
+	idleTimeout     time.Duration
 	shutdownTimeout time.Duration
 	logLevel        string
 	logFormat       string
@@ -144,6 +146,10 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.StringVar(&cfg.allowedOrigins, "allowed-origins", envString("LINKGATE_ALLOWED_ORIGINS", ""),
 		"browser origins allowed to open sessions; default the public URL's [LINKGATE_ALLOWED_ORIGINS]")
 	fs.DurationVar(&cfg.sessionTTL, "session-ttl", envDuration("LINKGATE_SESSION_TTL", 15*time.Minute), "longest session [LINKGATE_SESSION_TTL]")
+	fs.DurationVar(&cfg.requestTimeout, "request-timeout", envDuration("LINKGATE_REQUEST_TIMEOUT", 60*time.Second),
+		"most an HTTP connection may take over one request, from waiting for it to the answer's end [LINKGATE_REQUEST_TIMEOUT]")
+	fs.DurationVar(&cfg.idleTimeout, "idle-timeout", envDuration("LINKGATE_IDLE_TIMEOUT", 120*time.Second),
+		"most a keep-alive connection may sit idle between requests [LINKGATE_IDLE_TIMEOUT]")
 	fs.DurationVar(&cfg.shutdownTimeout, "shutdown-timeout", envDuration("LINKGATE_SHUTDOWN_TIMEOUT", 10*time.Second),
 		"grace period for open requests on SIGINT/SIGTERM [LINKGATE_SHUTDOWN_TIMEOUT]")
 	fs.BoolVar(&cfg.demo, "demo", envBool("LINKGATE_DEMO"),
@@ -160,6 +166,10 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "linkgate serve: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
+	if cfg.requestTimeout <= 0 || cfg.idleTimeout <= 0 {
+		fmt.Fprintln(stderr, "linkgate serve: --request-timeout and --idle-timeout must be positive")
 		return 2
 	}
 	cfg.redis.fromEnv(fs)
@@ -277,6 +287,8 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io.Wri
 		AllowedOrigins: splitList(cfg.allowedOrigins),
 		TrustedProxies: splitList(cfg.trustedProxies),
 		SessionTTL:     cfg.sessionTTL,
+		RequestTimeout: cfg.requestTimeout,
+		IdleTimeout:    cfg.idleTimeout,
 		Logger:         log,
 	}, rdb)
 	if err != nil {
