@@ -115,20 +115,13 @@ func (r *liveSessions) leases() map[tokens.LinkID][]string {
 // for 10,000 pages) and most of an idle gateway's garbage. A renewal that
 // fails is logged; the next one may succeed before the leases lapse.
 func (s *Server) renewLeases(ctx context.Context) {
-	t := time.NewTicker(tokens.SessionLease / 3)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			rctx, cancel := context.WithTimeout(ctx, tokens.SessionLease/3)
-			if err := s.links.RenewSessions(rctx, s.live.leases()); err != nil {
-				s.log.Warn("renewing session leases", "err", err)
-			}
-			cancel()
+	every(ctx, tokens.SessionLease/3, func() {
+		rctx, cancel := context.WithTimeout(ctx, tokens.SessionLease/3)
+		defer cancel()
+		if err := s.links.RenewSessions(rctx, s.live.leases()); err != nil {
+			s.log.Warn("renewing session leases", "err", err)
 		}
-	}
+	})
 }
 
 // Count returns the number of open device sessions on this instance.
@@ -272,17 +265,10 @@ func (ws *wsSession) apply(ctx context.Context, l *tokens.Link, err error, devic
 // watchHealth tracks how long the feed has been unhealthy, and closes the
 // open sessions when that passes the view bound.
 func (s *Server) watchHealth(ctx context.Context) {
-	t := time.NewTicker(250 * time.Millisecond)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	every(ctx, 250*time.Millisecond, func() {
 		if s.feed.Healthy() {
 			s.unhealthy.Store(0)
-			continue
+			return
 		}
 		now := s.cfg.Now()
 		s.unhealthy.CompareAndSwap(0, now.UnixNano())
@@ -291,7 +277,7 @@ func (s *Server) watchHealth(ctx context.Context) {
 				ls.shut(emulator.ReasonUnavailable)
 			}
 		}
-	}
+	})
 }
 
 // unhealthySince returns when the feed became unhealthy, or zero.

@@ -332,16 +332,23 @@ func (s *Server) closeSessions(reason string, timeout time.Duration) {
 // drop theirs as they take new addresses (ipLimiter.allow); this frees the
 // buckets of quiet ones.
 func (s *Server) sweep(ctx context.Context) {
-	t := time.NewTicker(time.Minute)
+	every(ctx, time.Minute, func() {
+		now := s.cfg.Now()
+		s.failedOpens.sweep(now)
+		s.sessions.sweep(now)
+	})
+}
+
+// every calls f every d until ctx ends.
+func every(ctx context.Context, d time.Duration, f func()) {
+	t := time.NewTicker(d)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			now := s.cfg.Now()
-			s.failedOpens.sweep(now)
-			s.sessions.sweep(now)
+			f()
 		}
 	}
 }
