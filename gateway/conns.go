@@ -87,8 +87,10 @@ func (w *connWatch) connState(c net.Conn, state fasthttp.ConnState) {
 		return
 	}
 	switch state {
-	case fasthttp.StateHijacked, fasthttp.StateClosed:
+	case fasthttp.StateHijacked:
 		w.forget(wc)
+	case fasthttp.StateClosed:
+		// fasthttp closed it first (watchedConn.Close): off the watch.
 	default:
 		wc.since.Store(w.now.Load())
 		wc.state.Store(int32(state))

@@ -77,7 +77,8 @@ func (s *Server) authorizeHLS(c *fiber.Ctx) (*tokens.Link, error) {
 	if o := c.Get(fiber.HeaderOrigin); o != "" && !s.origins[o] {
 		return nil, errForbiddenOrig
 	}
-	l, err := s.resolve(c.UserContext(), c.Params("token"))
+	now := s.requestTime(c)
+	l, err := s.resolve(c.UserContext(), c.Params("token"), now)
 	if err != nil {
 		return nil, err
 	}
@@ -87,7 +88,7 @@ func (s *Server) authorizeHLS(c *fiber.Ctx) (*tokens.Link, error) {
 	if !l.Permissions.HasLevel(tokens.LevelLive) {
 		return nil, errLevelNotGranted
 	}
-	sc, err := s.keys.VerifySession(c.Cookies(sessionCookie), s.cfg.Now())
+	sc, err := s.keys.VerifySession(c.Cookies(sessionCookie), now)
 	if err != nil || sc.Link != l.ID || sc.Generation != l.Generation {
 		return nil, errSessionInvalid
 	}

@@ -27,13 +27,9 @@ const sessionCookie = "lg_session"
 // one costs a cache look-up.
 //
 // The token carries the window as minted, but the record decides: owners may
-// widen a window later and links already shared must follow.
-func (s *Server) resolve(ctx context.Context, token string) (*tokens.Link, error) {
-	return s.resolveAt(ctx, token, s.cfg.Now())
-}
-
-// resolveAt is resolve at now, a reading of the gateway's clock.
-func (s *Server) resolveAt(ctx context.Context, token string, now time.Time) (*tokens.Link, error) {
+// widen a window later and links already shared must follow. now is the
+// request's time (requestTime).
+func (s *Server) resolve(ctx context.Context, token string, now time.Time) (*tokens.Link, error) {
 	claims, err := s.keys.Verify(token)
 	if err != nil {
 		return nil, err
@@ -52,9 +48,10 @@ func (s *Server) resolveAt(ctx context.Context, token string, now time.Time) (*t
 }
 
 // requestTime is the gateway's clock at the start of the request: the time
-// fasthttp read before calling the handler, so that a link open reads the
-// clock once in all (a read costs about 50 ns on this kind of virtual
-// machine; BENCHMARKS.md), or the configured clock when tests set one.
+// fasthttp read before calling the handler, so that a request under /l/
+// reads the clock once in all and checks everything at one instant (a read
+// costs about 50 ns on this kind of virtual machine; BENCHMARKS.md), or
+// the configured clock when tests set one.
 func (s *Server) requestTime(c *fiber.Ctx) time.Time {
 	if s.systemClock {
 		return c.Context().Time()
@@ -65,7 +62,7 @@ func (s *Server) requestTime(c *fiber.Ctx) time.Time {
 // openPage serves the emulator or camera page. It has no side effects:
 // link-preview bots fetch it too.
 func (s *Server) openPage(c *fiber.Ctx) error {
-	l, err := s.resolveAt(c.UserContext(), c.Params("token"), s.requestTime(c))
+	l, err := s.resolve(c.UserContext(), c.Params("token"), s.requestTime(c))
 	if err != nil {
 		return s.refuseOpen(c, err)
 	}
@@ -116,7 +113,7 @@ func limitKey(ip net.IP) []byte {
 // openSession exchanges a link token for a session: it counts a use, logs the
 // access and answers the link's public view.
 func (s *Server) openSession(c *fiber.Ctx) error {
-	now := s.cfg.Now()
+	now := s.requestTime(c)
 	if !s.sessions.allow(s.clientKey(c), now) {
 		s.metrics.sessions.WithLabelValues(codeRateLimited).Inc()
 		return errRateLimited
@@ -142,7 +139,7 @@ func (s *Server) startSession(c *fiber.Ctx, now time.Time) (*ownerapi.PublicLink
 	var dev *emulator.Device
 	for attempt := 1; ; attempt++ {
 		var err error
-		if l, err = s.resolve(ctx, token); err != nil {
+		if l, err = s.resolve(ctx, token, now); err != nil {
 			return nil, err
 		}
 		if dev, err = s.devices.GetAny(ctx, l.Device); err != nil {

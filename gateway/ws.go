@@ -139,12 +139,12 @@ func (s *Server) authorizeSocket(c *fiber.Ctx, kind tokens.Kind, level string) e
 	if !s.origins[c.Get(fiber.HeaderOrigin)] {
 		return errForbiddenOrig
 	}
-	now := s.cfg.Now()
+	now := s.requestTime(c)
 	var l *tokens.Link
 	var session string
 	for attempt := 1; ; attempt++ {
 		var err error
-		if l, err = s.resolve(c.UserContext(), c.Params("token")); err != nil {
+		if l, err = s.resolve(c.UserContext(), c.Params("token"), now); err != nil {
 			return err
 		}
 		if l.Kind != kind {

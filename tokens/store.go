@@ -399,11 +399,6 @@ func (s *Store) AcquireSession(ctx context.Context, l *Link, session string) err
 	return nil
 }
 
-// RenewSession extends a session's lease.
-func (s *Store) RenewSession(ctx context.Context, id LinkID, session string) error {
-	return s.RenewSessions(ctx, map[LinkID][]string{id: {session}})
-}
-
 // RenewSessions extends the leases of many sessions, by link, in one
 // pipeline: an instance renews all of its sessions at once (two commands a
 // link) rather than each on its own. A session whose place is gone (it
